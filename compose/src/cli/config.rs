@@ -1,0 +1,187 @@
+//! `rcompose config`: parse, resolve and print the project in canonical form.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::project::{load_project, LoadSwitches};
+use super::GlobalOpts;
+use crate::graph::DependencyGraph;
+use crate::hash::service_hash;
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// Services to print (with what they depend on); all by default
+    pub services_filter: Vec<String>,
+    /// Output format: `yaml` or `json`
+    #[arg(long, default_value = "yaml", value_parser = ["yaml", "json"])]
+    pub format: String,
+    /// Save to a file instead of printing
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only validate the configuration, print nothing
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the service names, one per line
+    #[arg(long)]
+    pub services: bool,
+    /// Print the volume names, one per line
+    #[arg(long)]
+    pub volumes: bool,
+    /// Print the network names, one per line
+    #[arg(long)]
+    pub networks: bool,
+    /// Print the profile names, one per line
+    #[arg(long)]
+    pub profiles: bool,
+    /// Print the image names, one per line
+    #[arg(long)]
+    pub images: bool,
+    /// Print the configuration hash of services: `*` for all, or a comma-separated list
+    #[arg(long, value_name = "SERVICES")]
+    pub hash: Option<String>,
+    /// Print the environment used for interpolation
+    #[arg(long)]
+    pub environment: bool,
+    /// Print the variables the model references, with their defaults
+    #[arg(long)]
+    pub variables: bool,
+    /// Don't interpolate environment variables
+    #[arg(long)]
+    pub no_interpolate: bool,
+    /// Don't normalize the model
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// Don't resolve file paths
+    #[arg(long)]
+    pub no_path_resolution: bool,
+}
+
+pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
+    let switches = LoadSwitches {
+        interpolate: !args.no_interpolate,
+        normalize: !args.no_normalize,
+        resolve_paths: !args.no_path_resolution,
+    };
+    let loaded = load_project(global, &args.services_filter, switches)?;
+    let mut value = loaded.to_value();
+    if !args.services_filter.is_empty() {
+        restrict(&mut value, &loaded.root, &args.services_filter)?;
+    }
+    let services = value
+        .get("services")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let names = |section: &str| -> Vec<String> {
+        value
+            .get(section)
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+
+    let text = if args.quiet {
+        return Ok(0);
+    } else if args.services {
+        lines(services.keys().cloned())
+    } else if args.volumes {
+        lines(names("volumes"))
+    } else if args.networks {
+        lines(names("networks"))
+    } else if args.profiles {
+        lines(loaded.all_profiles.iter().cloned())
+    } else if args.images {
+        lines(services.iter().map(|(name, svc)| {
+            svc.get("image")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{}-{name}", loaded.name))
+        }))
+    } else if let Some(which) = &args.hash {
+        let wanted: Vec<&str> = which.split(',').map(str::trim).collect();
+        let mut out = Vec::new();
+        for w in &wanted {
+            if *w != "*" && !services.contains_key(*w) {
+                anyhow::bail!("no such service: {w}");
+            }
+        }
+        for (name, svc) in &services {
+            if wanted.contains(&"*") || wanted.contains(&name.as_str()) {
+                out.push(format!("{name} {}", service_hash(svc)));
+            }
+        }
+        lines(out)
+    } else if args.environment {
+        let mut vars: Vec<(&String, &String)> = loaded.environment.vars().iter().collect();
+        vars.sort();
+        lines(vars.into_iter().map(|(k, v)| format!("{k}={v}")))
+    } else if args.variables {
+        variables_table(&loaded.variables)
+    } else if args.format == "json" {
+        let mut s = serde_json::to_string_pretty(&value)?;
+        s.push('\n');
+        s
+    } else {
+        crate::emit::to_yaml(&value)
+    };
+
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes())?;
+            stdout.flush()?;
+        }
+    }
+    Ok(0)
+}
+
+fn lines(items: impl IntoIterator<Item = String>) -> String {
+    let mut s = String::new();
+    for i in items {
+        s.push_str(&i);
+        s.push('\n');
+    }
+    s
+}
+
+/// Keeps only the named services and what they depend on.
+fn restrict(value: &mut Value, root: &crate::yaml::Node, wanted: &[String]) -> anyhow::Result<()> {
+    let graph = DependencyGraph::from_project(root);
+    let known: BTreeSet<&str> = graph.services().collect();
+    for w in wanted {
+        if !known.contains(w.as_str()) {
+            anyhow::bail!("no such service: {w}");
+        }
+    }
+    let keep = graph.with_dependencies(wanted);
+    if let Some(Value::Object(services)) = value.get_mut("services") {
+        services.retain(|k, _| keep.contains(k));
+    }
+    Ok(())
+}
+
+fn variables_table(vars: &[crate::interpolate::VariableUse]) -> String {
+    let mut sorted: Vec<_> = vars.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    let rows: Vec<[String; 4]> = sorted
+        .iter()
+        .map(|v| {
+            [
+                v.name.clone(),
+                v.required.to_string(),
+                v.default.clone().unwrap_or_default(),
+                v.alternate.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    super::table::render(
+        &["NAME", "REQUIRED", "DEFAULT VALUE", "ALTERNATE VALUE"],
+        &rows,
+    )
+}

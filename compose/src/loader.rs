@@ -1,0 +1,687 @@
+//! Loading a compose project: files → YAML with locations → interpolation → schema validation →
+//! canonical long forms → path resolution → `extends` → `include` → merge of all files →
+//! profiles → normalisation → semantic validation.
+//!
+//! Every step keeps the source locations of the values it touches, so a problem found at any
+//! step is reported at the file, line and column it comes from.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::canonical::{canonicalize, CanonOptions};
+use crate::discovery::{self, Environment};
+use crate::error::LoadError;
+use crate::interpolate::{self, VariableUse};
+use crate::merge::merge;
+use crate::yaml::{self, Key, Kind, Loc, Node, Source};
+use crate::{normalize, paths, profiles, schema, validate};
+
+type Result<T> = std::result::Result<T, LoadError>;
+
+/// What to load and how; mirrors the global command-line options.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// `-f` files in order; `-` reads `stdin_text`.
+    pub files: Vec<String>,
+    pub project_name: Option<String>,
+    pub project_directory: Option<PathBuf>,
+    pub profiles: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    /// Services named on the command line: they are enabled whatever their profiles.
+    pub explicit_services: Vec<String>,
+    pub interpolate: bool,
+    pub normalize: bool,
+    pub resolve_paths: bool,
+    /// The directory relative command-line paths are relative to.
+    pub cwd: PathBuf,
+    /// The shell environment.
+    pub process_env: IndexMap<String, String>,
+    /// What `-f -` reads.
+    pub stdin_text: Option<String>,
+}
+
+impl LoadOptions {
+    /// Options for the current process: its working directory and environment.
+    pub fn from_process() -> std::io::Result<Self> {
+        Ok(LoadOptions {
+            files: Vec::new(),
+            project_name: None,
+            project_directory: None,
+            profiles: Vec::new(),
+            env_files: Vec::new(),
+            explicit_services: Vec::new(),
+            interpolate: true,
+            normalize: true,
+            resolve_paths: true,
+            cwd: std::env::current_dir()?,
+            process_env: std::env::vars().collect(),
+            stdin_text: None,
+        })
+    }
+}
+
+/// A loaded project: the resolved tree (with locations), and what was learned on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    pub name: String,
+    pub working_dir: PathBuf,
+    pub config_files: Vec<PathBuf>,
+    /// The variables interpolation used (shell over `.env`).
+    pub environment: Environment,
+    /// The resolved project in canonical long form, with locations.
+    pub root: Node,
+    /// Every profile any service names, enabled or not.
+    pub all_profiles: Vec<String>,
+    /// Every variable the compose files reference.
+    pub variables: Vec<VariableUse>,
+    pub warnings: Vec<String>,
+}
+
+impl Loaded {
+    /// The project as JSON, in the key order `rcompose config` prints.
+    pub fn to_value(&self) -> Value {
+        let v = self.root.to_value();
+        let Value::Object(mut m) = v else {
+            return v;
+        };
+        let mut out = serde_json::Map::new();
+        out.insert("name".into(), Value::from(self.name.clone()));
+        for k in [
+            "services", "networks", "volumes", "secrets", "configs", "models",
+        ] {
+            if let Some(Value::Object(section)) = m.remove(k) {
+                if section.is_empty() && k != "services" {
+                    continue;
+                }
+                let mut sorted: Vec<(String, Value)> = section.into_iter().collect();
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                out.insert(k.into(), Value::Object(sorted.into_iter().collect()));
+            }
+        }
+        m.remove("name");
+        m.remove("version");
+        m.remove("include");
+        for (k, v) in m {
+            out.insert(k, v);
+        }
+        Value::Object(out)
+    }
+
+    /// The loaded project as the typed model.
+    pub fn project(&self) -> Result<crate::model::Project> {
+        serde_json::from_value(self.to_value()).map_err(|e| {
+            LoadError::Plain(format!("the resolved project does not fit the model: {e}"))
+        })
+    }
+}
+
+/// Loads the project the options describe.
+pub fn load(opts: &LoadOptions) -> Result<Loaded> {
+    let mut env = Environment::new(opts.process_env.clone());
+    let initial_dir = opts
+        .project_directory
+        .as_ref()
+        .map(|d| opts.cwd.join(d))
+        .unwrap_or_else(|| opts.cwd.clone());
+    load_dotenv(&mut env, opts, &initial_dir)?;
+
+    let files = config_files(opts, &env, &initial_dir)?;
+    let working_dir = match &opts.project_directory {
+        Some(d) => paths::clean(&opts.cwd.join(d)),
+        None => files
+            .iter()
+            .find(|f| f.as_os_str() != "-")
+            .and_then(|f| f.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| opts.cwd.clone()),
+    };
+    if working_dir != initial_dir && opts.env_files.is_empty() {
+        // The .env file belongs to the project directory, known only now that the files are.
+        env = Environment::new(opts.process_env.clone());
+        load_dotenv(&mut env, opts, &working_dir)?;
+    }
+
+    let mut ctx = Ctx::new(env, opts);
+    let mut root: Option<Node> = None;
+    for f in &files {
+        let source = if f.as_os_str() == "-" {
+            Source::new("<stdin>", opts.stdin_text.clone().unwrap_or_default())
+        } else {
+            read_source(f)?
+        };
+        let node = ctx.load_file(&source, &working_dir, true)?;
+        match &mut root {
+            None => root = Some(node),
+            Some(r) => merge(r, node, ""),
+        }
+    }
+    let mut root = root.unwrap_or_else(|| Node::map(Vec::new(), Loc::none()));
+
+    let name = project_name(opts, &ctx.env, &root, &working_dir)?;
+    if root.get("version").is_some() {
+        ctx.warn("the attribute `version` is obsolete, it will be ignored".into());
+    }
+    let all_profiles = profiles::all_profiles(&root);
+    let active = active_profiles(opts, &ctx.env);
+    profiles::apply(&mut root, &active, &opts.explicit_services)?;
+    validate::validate(&root)?;
+    if opts.normalize {
+        normalize::normalize(&mut root, &name, &ctx.env)?;
+    }
+
+    let config_files = files
+        .iter()
+        .map(|f| {
+            if f.as_os_str() == "-" {
+                f.clone()
+            } else {
+                paths::clean(f)
+            }
+        })
+        .collect();
+    Ok(Loaded {
+        name,
+        working_dir,
+        config_files,
+        environment: ctx.env,
+        root,
+        all_profiles,
+        variables: ctx.variables,
+        warnings: ctx.warnings,
+    })
+}
+
+fn read_source(path: &Path) -> Result<Arc<Source>> {
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError::io(path, e))?;
+    Ok(Source::new(path, text))
+}
+
+fn load_dotenv(env: &mut Environment, opts: &LoadOptions, dir: &Path) -> Result<()> {
+    if !opts.env_files.is_empty() {
+        // Later --env-file files win over earlier ones; the shell wins over all.
+        let mut merged: IndexMap<String, String> = IndexMap::new();
+        for f in &opts.env_files {
+            let path = opts.cwd.join(f);
+            let snapshot = Environment::new({
+                let mut m = opts.process_env.clone();
+                for (k, v) in &merged {
+                    m.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+                m
+            });
+            for (k, v) in discovery::read_env_file(&path, &snapshot)? {
+                merged.insert(k, v);
+            }
+        }
+        env.add_defaults(merged);
+        return Ok(());
+    }
+    if env.flag("COMPOSE_DISABLE_ENV_FILE") {
+        return Ok(());
+    }
+    let dotenv = dir.join(".env");
+    if dotenv.is_file() {
+        let vars = discovery::read_env_file(&dotenv, env)?;
+        env.add_defaults(vars);
+    }
+    Ok(())
+}
+
+fn config_files(opts: &LoadOptions, env: &Environment, dir: &Path) -> Result<Vec<PathBuf>> {
+    let named: Vec<String> = if !opts.files.is_empty() {
+        opts.files.clone()
+    } else if let Some(list) = env.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
+        let sep = env
+            .get("COMPOSE_PATH_SEPARATOR")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| ":".into());
+        list.split(sep.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    } else {
+        return discovery::find_compose_files(dir).ok_or_else(|| {
+            LoadError::Plain(format!(
+                "no configuration file provided: no compose.yaml, compose.yml, \
+                 docker-compose.yaml or docker-compose.yml in {} or its parents",
+                dir.display()
+            ))
+        });
+    };
+    let mut files = Vec::new();
+    for n in named {
+        if n == "-" {
+            files.push(PathBuf::from("-"));
+            continue;
+        }
+        let p = paths::clean(&opts.cwd.join(&n));
+        if !p.is_file() {
+            return Err(LoadError::Plain(format!(
+                "compose file {} does not exist",
+                p.display()
+            )));
+        }
+        files.push(p);
+    }
+    Ok(files)
+}
+
+fn project_name(opts: &LoadOptions, env: &Environment, root: &Node, dir: &Path) -> Result<String> {
+    if let Some(n) = &opts.project_name {
+        return discovery::check_project_name(n, "from --project-name");
+    }
+    if let Some(n) = env.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()) {
+        return discovery::check_project_name(&n, "from COMPOSE_PROJECT_NAME");
+    }
+    if let Some(node) = root.get("name") {
+        if let Some(n) = node.as_scalar().filter(|s| !s.is_empty()) {
+            return discovery::check_project_name(n, "from the top-level name")
+                .map_err(|e| LoadError::at(&node.loc, e.to_string()));
+        }
+    }
+    let base = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = discovery::normalize_project_name(&base);
+    if n.is_empty() {
+        return Err(LoadError::Plain(format!(
+            "cannot derive a project name from the directory {}; use --project-name",
+            dir.display()
+        )));
+    }
+    Ok(n)
+}
+
+fn active_profiles(opts: &LoadOptions, env: &Environment) -> Vec<String> {
+    if !opts.profiles.is_empty() {
+        return opts
+            .profiles
+            .iter()
+            .flat_map(|p| p.split(','))
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    env.get("COMPOSE_PROFILES")
+        .map(|s| {
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// State shared while loading the files of one project (and the files they extend or include).
+struct Ctx<'o> {
+    env: Environment,
+    opts: &'o LoadOptions,
+    warnings: Vec<String>,
+    warned: HashSet<String>,
+    variables: Vec<VariableUse>,
+    /// Files loaded for `extends`, by path: each is read and processed once.
+    extends_cache: HashMap<PathBuf, Node>,
+    /// Included projects being loaded, to refuse include cycles.
+    include_stack: Vec<PathBuf>,
+}
+
+impl<'o> Ctx<'o> {
+    fn new(env: Environment, opts: &'o LoadOptions) -> Self {
+        Ctx {
+            env,
+            opts,
+            warnings: Vec::new(),
+            warned: HashSet::new(),
+            variables: Vec::new(),
+            extends_cache: HashMap::new(),
+            include_stack: Vec::new(),
+        }
+    }
+
+    fn warn(&mut self, w: String) {
+        if self.warned.insert(w.clone()) {
+            self.warnings.push(w);
+        }
+    }
+
+    /// One file through the per-file steps. `with_extends` is false while loading a file only
+    /// for the services another file extends (its own extends are resolved lazily).
+    fn load_file(&mut self, source: &Arc<Source>, base: &Path, top: bool) -> Result<Node> {
+        let mut node = yaml::parse(source)?;
+        if node.as_map().is_none() {
+            return Err(LoadError::at(
+                &node.loc,
+                format!("a compose file must be a mapping, not {}", node.type_name()),
+            ));
+        }
+        self.collect_variables(&mut node);
+        if self.opts.interpolate {
+            self.interpolate(&mut node)?;
+        }
+        schema::validate(&node)?;
+        canonicalize(
+            &mut node,
+            CanonOptions {
+                no_interpolate: !self.opts.interpolate,
+            },
+        )?;
+        if self.opts.resolve_paths {
+            let home = self.env.get("HOME");
+            paths::resolve(&mut node, base, home.as_deref());
+        }
+        let file = source.path.clone();
+        self.resolve_extends(&mut node, &file)?;
+        if top {
+            self.apply_includes(&mut node, base)?;
+        }
+        Ok(node)
+    }
+
+    fn collect_variables(&mut self, node: &mut Node) {
+        let mut found: Vec<VariableUse> = Vec::new();
+        let _ = node.walk_scalars_mut::<()>(&mut Vec::new(), &mut |_, s, _, _| {
+            if interpolate::has_variables(s) {
+                if let Ok(vars) = interpolate::variables(s) {
+                    for v in vars {
+                        interpolate::merge_variable(&mut found, v);
+                    }
+                }
+            }
+            Ok(())
+        });
+        for v in found {
+            interpolate::merge_variable(&mut self.variables, v);
+        }
+    }
+
+    fn interpolate(&mut self, node: &mut Node) -> Result<()> {
+        let env = &self.env;
+        let mut unset: Vec<String> = Vec::new();
+        node.walk_scalars_mut::<LoadError>(&mut Vec::new(), &mut |_, text, style, loc| {
+            if !interpolate::has_variables(text) {
+                return Ok(());
+            }
+            let out = interpolate::interpolate(text, &|k| env.get(k))
+                .map_err(|e| LoadError::at(loc, e.to_string()))?;
+            unset.extend(out.unset);
+            // A plain scalar is typed again after substitution (`${PORT}` can be a number), but
+            // a value that substituted to nothing is an empty string, not YAML's null.
+            if out.value.is_empty() || matches!(out.value.as_str(), "~" | "null" | "Null" | "NULL")
+            {
+                *style = yaml::Style::Quoted;
+            }
+            *text = out.value;
+            Ok(())
+        })?;
+        for name in unset {
+            self.warn(format!(
+                "The \"{name}\" variable is not set. Defaulting to a blank string."
+            ));
+        }
+        Ok(())
+    }
+
+    /// Replaces every `extends` in the file's services by the merge of the base service and the
+    /// extending one.
+    fn resolve_extends(&mut self, node: &mut Node, file: &Path) -> Result<()> {
+        let names: Vec<String> = match node.get("services").and_then(Node::as_map) {
+            Some(s) => s.iter().map(|(k, _)| k.name.clone()).collect(),
+            None => return Ok(()),
+        };
+        for name in names {
+            let mut stack = Vec::new();
+            let resolved = self.resolved_service(node, file, &name, &mut stack)?;
+            if let Some(slot) = node.get_mut("services").and_then(|s| s.get_mut(&name)) {
+                *slot = resolved;
+            }
+        }
+        Ok(())
+    }
+
+    /// The service `name` of the file `root` (at `file`), with its extends chain applied.
+    fn resolved_service(
+        &mut self,
+        root: &Node,
+        file: &Path,
+        name: &str,
+        stack: &mut Vec<(PathBuf, String)>,
+    ) -> Result<Node> {
+        let Some(svc) = root.get("services").and_then(|s| s.get(name)).cloned() else {
+            return Err(LoadError::Plain(format!(
+                "service {name:?} not found in {}",
+                file.display()
+            )));
+        };
+        let Some(ext) = svc.get("extends").cloned() else {
+            return Ok(svc);
+        };
+        let here = (file.to_path_buf(), name.to_string());
+        if stack.contains(&here) {
+            let mut chain: Vec<String> = stack.iter().map(|(_, s)| s.clone()).collect();
+            chain.push(name.to_string());
+            return Err(LoadError::at(
+                &ext.loc,
+                format!("circular reference with extends: {}", chain.join(" -> ")),
+            ));
+        }
+        stack.push(here);
+        let base_name = ext
+            .get("service")
+            .and_then(Node::as_scalar)
+            .unwrap_or_default()
+            .to_string();
+        let base = match ext.get("file").and_then(Node::as_scalar) {
+            Some(other) => {
+                let other = PathBuf::from(other);
+                let other_root = self.extends_file(&other, &ext.loc)?;
+                if other_root
+                    .get("services")
+                    .and_then(|s| s.get(&base_name))
+                    .is_none()
+                {
+                    return Err(LoadError::at(
+                        &ext.loc,
+                        format!(
+                            "cannot extend service {name:?}: service {base_name:?} not found in {}",
+                            other.display()
+                        ),
+                    ));
+                }
+                self.resolved_service(&other_root, &other, &base_name, stack)?
+            }
+            None => {
+                if root
+                    .get("services")
+                    .and_then(|s| s.get(&base_name))
+                    .is_none()
+                {
+                    return Err(LoadError::at(
+                        &ext.loc,
+                        format!("cannot extend service {name:?}: service {base_name:?} not found"),
+                    ));
+                }
+                self.resolved_service(root, file, &base_name, stack)?
+            }
+        };
+        stack.pop();
+        let mut result = base;
+        result.remove("extends");
+        let mut own = svc;
+        own.remove("extends");
+        merge(&mut result, own, "services.*");
+        Ok(result)
+    }
+
+    fn extends_file(&mut self, path: &Path, at: &Loc) -> Result<Node> {
+        if let Some(n) = self.extends_cache.get(path) {
+            return Ok(n.clone());
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            LoadError::at(
+                at,
+                format!("cannot read extended file {}: {e}", path.display()),
+            )
+        })?;
+        let source = Source::new(path, text);
+        let mut node = yaml::parse(&source)?;
+        self.collect_variables(&mut node);
+        if self.opts.interpolate {
+            self.interpolate(&mut node)?;
+        }
+        schema::validate(&node)?;
+        canonicalize(
+            &mut node,
+            CanonOptions {
+                no_interpolate: !self.opts.interpolate,
+            },
+        )?;
+        if self.opts.resolve_paths {
+            let home = self.env.get("HOME");
+            let dir = path.parent().unwrap_or(Path::new("/"));
+            paths::resolve(&mut node, dir, home.as_deref());
+        }
+        self.extends_cache.insert(path.to_path_buf(), node.clone());
+        Ok(node)
+    }
+
+    /// Loads each `include` entry as a project of its own and adds its resources to this file.
+    fn apply_includes(&mut self, node: &mut Node, base: &Path) -> Result<()> {
+        let Some(Kind::Seq(items)) = node.remove("include").map(|n| n.kind) else {
+            return Ok(());
+        };
+        for item in items {
+            let included = self.load_include(&item, base)?;
+            add_included(node, included)?;
+        }
+        Ok(())
+    }
+
+    fn load_include(&mut self, item: &Node, base: &Path) -> Result<Node> {
+        let home = self.env.get("HOME");
+        let files: Vec<PathBuf> = item
+            .get("path")
+            .and_then(Node::as_seq)
+            .map(|s| {
+                s.iter()
+                    .filter_map(Node::as_scalar)
+                    .map(|p| PathBuf::from(paths::absolutize(base, p, home.as_deref())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(first) = files.first() else {
+            return Err(LoadError::at(&item.loc, "include needs a path"));
+        };
+        if self.include_stack.contains(first) {
+            return Err(LoadError::at(
+                &item.loc,
+                format!("include cycle: {} includes itself", first.display()),
+            ));
+        }
+        let project_dir = match item.get("project_directory").and_then(Node::as_scalar) {
+            Some(d) => PathBuf::from(paths::absolutize(base, d, home.as_deref())),
+            None => first
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| base.to_path_buf()),
+        };
+        // The included project sees its own .env under this project's variables.
+        let mut env = self.env.clone();
+        let env_files: Vec<PathBuf> = match item.get("env_file").and_then(Node::as_seq) {
+            Some(list) => list
+                .iter()
+                .filter_map(Node::as_scalar)
+                .map(|p| PathBuf::from(paths::absolutize(base, p, home.as_deref())))
+                .collect(),
+            None => vec![project_dir.join(".env")],
+        };
+        for f in env_files {
+            if f.is_file() {
+                let vars = discovery::read_env_file(&f, &env)?;
+                env.add_defaults(vars);
+            } else if item.get("env_file").is_some() {
+                return Err(LoadError::at(
+                    &item.loc,
+                    format!("env file {} not found", f.display()),
+                ));
+            }
+        }
+        let saved_env = std::mem::replace(&mut self.env, env);
+        self.include_stack.push(first.clone());
+        let result = (|| {
+            let mut merged: Option<Node> = None;
+            for f in &files {
+                let source = std::fs::read_to_string(f)
+                    .map(|t| Source::new(f, t))
+                    .map_err(|e| {
+                        LoadError::at(&item.loc, format!("cannot read {}: {e}", f.display()))
+                    })?;
+                let n = self.load_file(&source, &project_dir, true)?;
+                match &mut merged {
+                    None => merged = Some(n),
+                    Some(m) => merge(m, n, ""),
+                }
+            }
+            Ok(merged.unwrap_or_else(|| Node::map(Vec::new(), item.loc.clone())))
+        })();
+        self.include_stack.pop();
+        self.env = saved_env;
+        result
+    }
+}
+
+/// Adds an included project's services and resources; a name defined differently on both sides
+/// is a conflict.
+fn add_included(node: &mut Node, included: Node) -> Result<()> {
+    let Kind::Map(sections) = included.kind else {
+        return Ok(());
+    };
+    for (section, content) in sections {
+        if !matches!(
+            section.name.as_str(),
+            "services" | "networks" | "volumes" | "secrets" | "configs" | "models"
+        ) {
+            continue;
+        }
+        let Kind::Map(entries) = content.kind else {
+            continue;
+        };
+        if node.get(&section.name).is_none() {
+            node.insert(&section.name, Node::map(Vec::new(), content.loc.clone()));
+        }
+        let Some(target) = node.get_mut(&section.name) else {
+            continue;
+        };
+        for (k, v) in entries {
+            let existing = target
+                .as_map()
+                .and_then(|m| m.iter().find(|(ek, _)| ek.name == k.name));
+            if let Some((existing_key, existing)) = existing {
+                if existing.to_value() != v.to_value() {
+                    return Err(LoadError::at(
+                        &existing_key.loc,
+                        format!(
+                            "{}.{} conflicts with a resource of the same name imported by include \
+                             (from {})",
+                            section.name, k.name, k.loc
+                        ),
+                    ));
+                }
+                continue;
+            }
+            if let Some(m) = target.as_map_mut() {
+                m.push((
+                    Key {
+                        name: k.name,
+                        loc: k.loc,
+                    },
+                    v,
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,418 @@
+//! Serde helpers shared by the model types.
+//!
+//! The loader normalises short forms, but a few long-form keys are still polymorphic in the
+//! specification (numbers that may arrive as strings, octal modes, `count: all`, …). These helpers
+//! accept those variants on input and always write the single form `docker compose config` prints.
+
+use std::ops::{Deref, DerefMut};
+
+use indexmap::IndexMap;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// `x-*` extension keys of an object; any other unknown key is dropped on input.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct Extensions(pub IndexMap<String, Value>);
+
+impl Extensions {
+    /// Whether `key` names an extension (`x-` prefix, as the schema's `patternProperties`).
+    pub fn is_extension_key(key: &str) -> bool {
+        key.starts_with("x-")
+    }
+}
+
+impl Deref for Extensions {
+    type Target = IndexMap<String, Value>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl DerefMut for Extensions {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Extensions {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // `#[serde(flatten)]` hands us every key the struct did not claim; the loader has already
+        // validated them against the schema, so anything but `x-*` is safe to drop.
+        let mut map = IndexMap::<String, Value>::deserialize(deserializer)?;
+        map.retain(|k, _| Self::is_extension_key(k));
+        Ok(Extensions(map))
+    }
+}
+
+pub(crate) fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Renders a scalar JSON value as the string compose-go would hold for it.
+fn scalar_to_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null => Some(String::new()),
+        Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Map whose values are strings; numbers and booleans are stringified (`driver_opts`, `labels`…).
+pub(crate) mod string_map {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<IndexMap<String, String>, D::Error> {
+        let raw = Option::<IndexMap<String, Value>>::deserialize(deserializer)?.unwrap_or_default();
+        raw.into_iter()
+            .map(|(k, v)| match scalar_to_string(&v) {
+                Some(s) => Ok((k, s)),
+                None => Err(D::Error::custom(format!(
+                    "value of `{k}` must be a string or a number, found {}",
+                    describe(&v)
+                ))),
+            })
+            .collect()
+    }
+}
+
+/// Map whose values may be null (`environment`, `build.args`): null means "no value".
+pub(crate) mod nullable_map {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<IndexMap<String, Option<String>>, D::Error> {
+        let raw = Option::<IndexMap<String, Value>>::deserialize(deserializer)?.unwrap_or_default();
+        raw.into_iter()
+            .map(|(k, v)| match v {
+                Value::Null => Ok((k, None)),
+                other => match scalar_to_string(&other) {
+                    Some(s) => Ok((k, Some(s))),
+                    None => Err(D::Error::custom(format!(
+                        "value of `{k}` must be a string, a number or null, found {}",
+                        describe(&other)
+                    ))),
+                },
+            })
+            .collect()
+    }
+}
+
+/// List of strings whose items may be numbers (`expose`, `group_add`).
+pub(crate) mod string_list {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<String>, D::Error> {
+        let raw = Option::<Value>::deserialize(deserializer)?;
+        let items = match raw {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(items)) => items,
+            // string_or_list in the schema: a lone scalar is a one-item list.
+            Some(other) => vec![other],
+        };
+        items
+            .iter()
+            .map(|v| match v {
+                Value::String(_) | Value::Number(_) => scalar_to_string(v).ok_or_else(|| {
+                    D::Error::custom("list items must be strings or numbers".to_string())
+                }),
+                other => Err(D::Error::custom(format!(
+                    "list items must be strings or numbers, found {}",
+                    describe(other)
+                ))),
+            })
+            .collect()
+    }
+}
+
+/// Optional string that may arrive as a number (`published`).
+pub(crate) mod opt_string_or_number {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        value.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(v @ (Value::String(_) | Value::Number(_))) => Ok(scalar_to_string(&v)),
+            Some(other) => Err(D::Error::custom(format!(
+                "expected a string or a number, found {}",
+                describe(&other)
+            ))),
+        }
+    }
+}
+
+fn value_to_f64(value: &Value) -> Result<f64, String> {
+    match value {
+        Value::Number(n) => n
+            .as_f64()
+            .ok_or_else(|| format!("number {n} is out of range")),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| format!("`{s}` is not a number")),
+        other => Err(format!("expected a number, found {}", describe(other))),
+    }
+}
+
+/// Writes a float the way Go's encoders do: integral values without a fractional part.
+fn serialize_float<S: Serializer>(value: f64, s: S) -> Result<S::Ok, S::Error> {
+    // 2^53: every integer below it is exactly representable, so the cast is lossless.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    if value.fract() == 0.0 && value.abs() < EXACT {
+        s.serialize_i64(value as i64)
+    } else {
+        s.serialize_f64(value)
+    }
+}
+
+/// Optional float that may arrive as a numeric string (`cpus`, `max_failure_ratio`).
+pub(crate) mod opt_float {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => serialize_float(*v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<f64>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => value_to_f64(&v).map(Some).map_err(D::Error::custom),
+        }
+    }
+}
+
+fn value_to_i64(value: &Value) -> Result<i64, String> {
+    match value {
+        Value::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| format!("expected an integer, found {n}")),
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("`{s}` is not an integer")),
+        other => Err(format!("expected an integer, found {}", describe(other))),
+    }
+}
+
+/// Parses a byte size the way docker's `RAMInBytes` does: binary multiples, optional `b`/`ib`.
+pub fn parse_byte_size(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let unit = unit
+        .strip_suffix("ib")
+        .or_else(|| unit.strip_suffix('b'))
+        .unwrap_or(&unit);
+    let multiplier: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0_f64.powi(4),
+        "p" => 1024.0_f64.powi(5),
+        _ => return None,
+    };
+    let bytes = number * multiplier;
+    if !bytes.is_finite() || bytes > i64::MAX as f64 {
+        return None;
+    }
+    Some(bytes as i64)
+}
+
+fn value_to_bytes(value: &Value) -> Result<i64, String> {
+    match value {
+        Value::Number(_) => value_to_i64(value),
+        Value::String(s) => parse_byte_size(s).ok_or_else(|| format!("`{s}` is not a byte size")),
+        other => Err(format!("expected a byte size, found {}", describe(other))),
+    }
+}
+
+/// Byte size (`memory`, `shm_size`…): integer bytes out, integer or `"512m"` in.
+pub(crate) mod bytes {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(*value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        value_to_bytes(&Value::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
+/// Optional byte size.
+pub(crate) mod opt_bytes {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) => super::bytes::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<i64>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => value_to_bytes(&v).map(Some).map_err(D::Error::custom),
+        }
+    }
+}
+
+/// Integer that may arrive as a numeric string.
+pub(crate) mod int {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(*value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        value_to_i64(&Value::deserialize(deserializer)?).map_err(D::Error::custom)
+    }
+}
+
+/// Optional integer that may arrive as a numeric string.
+pub(crate) mod opt_int {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        value.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<i64>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => value_to_i64(&v).map(Some).map_err(D::Error::custom),
+        }
+    }
+}
+
+/// File mode: a number out (as the brief's long form), a number or an octal string in.
+pub(crate) mod opt_mode {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        value.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u32>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("invalid file mode {n}"))),
+            // A string mode is always octal, as in `mode: "0440"`.
+            Some(Value::String(s)) => u32::from_str_radix(s.trim(), 8)
+                .map(Some)
+                .map_err(|_| D::Error::custom(format!("`{s}` is not an octal file mode"))),
+            Some(other) => Err(D::Error::custom(format!(
+                "expected a file mode, found {}",
+                describe(&other)
+            ))),
+        }
+    }
+}
+
+/// Device count: an integer, where `-1` stands for `all`.
+pub(crate) mod opt_device_count {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(value: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        value.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<i64>, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("all") => Ok(Some(-1)),
+            Some(v) => value_to_i64(&v).map(Some).map_err(|_| {
+                D::Error::custom("device count must be an integer or `all`".to_string())
+            }),
+        }
+    }
+}
+
+/// `external`: a boolean; the deprecated `{name: …}` form counts as `true`.
+pub(crate) mod external {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+        match Option::<Value>::deserialize(deserializer)? {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(b),
+            Some(Value::Object(_)) => Ok(true),
+            Some(Value::String(s)) => match s.as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(D::Error::custom(format!("`{s}` is not a boolean"))),
+            },
+            Some(other) => Err(D::Error::custom(format!(
+                "`external` must be a boolean, found {}",
+                describe(&other)
+            ))),
+        }
+    }
+}
+
+/// Map whose values may be `null` in the file, meaning "all defaults" (top-level networks/volumes).
+pub(crate) mod map_null_as_default {
+    use super::*;
+
+    pub fn deserialize<'de, D, T>(deserializer: D) -> Result<IndexMap<String, T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: Deserialize<'de> + Default,
+    {
+        let raw = Option::<IndexMap<String, Option<T>>>::deserialize(deserializer)?;
+        Ok(raw
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect())
+    }
+}
