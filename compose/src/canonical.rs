@@ -228,9 +228,7 @@ fn service(svc: &mut Node, _name: &str, opts: CanonOptions) -> Result<()> {
     with_child(svc, "build", |b| build(b, opts))?;
     with_child(svc, "command", |c| command(c, opts))?;
     with_child(svc, "entrypoint", |c| command(c, opts))?;
-    for k in ["environment"] {
-        with_child(svc, k, |n| list_or_dict(n, true))?;
-    }
+    with_child(svc, "environment", |n| list_or_dict(n, true))?;
     for k in ["labels", "annotations", "sysctls"] {
         with_child(svc, k, |n| list_or_dict(n, false))?;
     }
@@ -485,11 +483,9 @@ fn depends_on(n: &mut Node) -> Result<()> {
             dep.insert("required", Node::from_value(&Value::Bool(true), &dloc));
         }
         // `restart` may be written as a string ("true") where interpolation produced it.
-        if let Some(r) = dep.get("restart").map(Node::to_value) {
-            if let Value::String(s) = r {
-                let b = matches!(s.as_str(), "true" | "True" | "TRUE" | "1");
-                dep.insert("restart", Node::from_value(&Value::Bool(b), &dloc));
-            }
+        if let Some(Value::String(s)) = dep.get("restart").map(Node::to_value) {
+            let b = matches!(s.as_str(), "true" | "True" | "TRUE" | "1");
+            dep.insert("restart", Node::from_value(&Value::Bool(b), &dloc));
         }
         // Keep compose-go's field order: condition, restart, required.
         if let Some(entries) = dep.as_map_mut() {

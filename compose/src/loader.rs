@@ -685,3 +685,198 @@ fn add_included(node: &mut Node, included: Node) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn opts(dir: &Path) -> LoadOptions {
+        LoadOptions {
+            files: Vec::new(),
+            project_name: None,
+            project_directory: None,
+            profiles: Vec::new(),
+            env_files: Vec::new(),
+            explicit_services: Vec::new(),
+            interpolate: true,
+            normalize: true,
+            resolve_paths: true,
+            cwd: dir.to_path_buf(),
+            process_env: IndexMap::new(),
+            stdin_text: None,
+        }
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        let p = dir.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(p, text).unwrap();
+    }
+
+    #[test]
+    fn stdin_file_uses_working_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = opts(d.path());
+        o.files = vec!["-".into()];
+        o.project_name = Some("p".into());
+        o.stdin_text = Some("services:\n  a:\n    build: ./ctx\n".into());
+        let l = load(&o).unwrap();
+        let v = l.to_value();
+        assert_eq!(
+            v["services"]["a"]["build"]["context"],
+            json!(d.path().join("ctx").to_string_lossy())
+        );
+    }
+
+    #[test]
+    fn stdin_errors_name_stdin() {
+        let d = tempfile::tempdir().unwrap();
+        let mut o = opts(d.path());
+        o.files = vec!["-".into()];
+        o.project_name = Some("p".into());
+        o.stdin_text = Some("services:\n  a:\n    imagee: x\n".into());
+        let e = load(&o).unwrap_err().to_string();
+        assert!(e.starts_with("<stdin>:3:5:"), "{e}");
+    }
+
+    #[test]
+    fn disable_env_file() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "compose.yaml",
+            "services:\n  a:\n    image: \"x:${TAG:-none}\"\n",
+        );
+        write(d.path(), ".env", "TAG=dotenv\n");
+        let mut o = opts(d.path());
+        o.project_name = Some("p".into());
+        assert_eq!(
+            load(&o).unwrap().to_value()["services"]["a"]["image"],
+            json!("x:dotenv")
+        );
+        o.process_env
+            .insert("COMPOSE_DISABLE_ENV_FILE".into(), "true".into());
+        assert_eq!(
+            load(&o).unwrap().to_value()["services"]["a"]["image"],
+            json!("x:none")
+        );
+    }
+
+    #[test]
+    fn project_directory_sets_env_and_paths() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "files/compose.yaml",
+            "services:\n  a:\n    image: \"x:${TAG}\"\n    build: .\n",
+        );
+        write(d.path(), "proj/.env", "TAG=proj\n");
+        let mut o = opts(d.path());
+        o.files = vec!["files/compose.yaml".into()];
+        o.project_directory = Some("proj".into());
+        let l = load(&o).unwrap();
+        assert_eq!(l.name, "proj");
+        let v = l.to_value();
+        assert_eq!(v["services"]["a"]["image"], json!("x:proj"));
+        assert_eq!(
+            v["services"]["a"]["build"]["context"],
+            json!(d.path().join("proj").to_string_lossy())
+        );
+    }
+
+    #[test]
+    fn directory_name_is_normalized() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("My App.Dir");
+        write(&dir, "compose.yaml", "services:\n  a: {image: x}\n");
+        assert_eq!(load(&opts(&dir)).unwrap().name, "myappdir");
+    }
+
+    #[test]
+    fn missing_files_are_clear() {
+        let d = tempfile::tempdir().unwrap();
+        let e = load(&opts(d.path())).unwrap_err().to_string();
+        assert!(e.contains("no configuration file provided"), "{e}");
+        let mut o = opts(d.path());
+        o.files = vec!["nope.yaml".into()];
+        let e = load(&o).unwrap_err().to_string();
+        assert!(e.contains("nope.yaml does not exist"), "{e}");
+    }
+
+    #[test]
+    fn unset_variables_warn_once() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "compose.yaml",
+            "services:\n  a:\n    image: \"x:${NOPE}\"\n    environment: [A=$NOPE]\n",
+        );
+        let mut o = opts(d.path());
+        o.project_name = Some("p".into());
+        let l = load(&o).unwrap();
+        assert_eq!(
+            l.warnings,
+            ["The \"NOPE\" variable is not set. Defaulting to a blank string."]
+        );
+        assert_eq!(l.to_value()["services"]["a"]["environment"]["A"], json!(""));
+    }
+
+    #[test]
+    fn extends_cycle_across_files() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "compose.yaml",
+            "services:\n  a:\n    extends: {file: other.yaml, service: b}\n",
+        );
+        write(
+            d.path(),
+            "other.yaml",
+            "services:\n  b:\n    extends: {file: compose.yaml, service: a}\n",
+        );
+        let mut o = opts(d.path());
+        o.project_name = Some("p".into());
+        let e = load(&o).unwrap_err().to_string();
+        assert!(
+            e.contains("circular reference with extends: a -> b -> a"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn include_cycle_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "compose.yaml",
+            "include: [sub/compose.yaml]\nservices:\n  a: {image: x}\n",
+        );
+        write(
+            d.path(),
+            "sub/compose.yaml",
+            "include: [compose.yaml]\nservices:\n  b: {image: y}\n",
+        );
+        let mut o = opts(d.path());
+        o.project_name = Some("p".into());
+        let e = load(&o).unwrap_err().to_string();
+        assert!(e.contains("include cycle"), "{e}");
+    }
+
+    #[test]
+    fn version_key_warns() {
+        let d = tempfile::tempdir().unwrap();
+        write(
+            d.path(),
+            "compose.yaml",
+            "version: '3.8'\nservices:\n  a: {image: x}\n",
+        );
+        let mut o = opts(d.path());
+        o.project_name = Some("p".into());
+        let l = load(&o).unwrap();
+        assert!(l.warnings[0].contains("`version` is obsolete"));
+        assert!(l.to_value().get("version").is_none());
+    }
+}

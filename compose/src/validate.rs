@@ -313,7 +313,7 @@ mod tests {
             4
         );
         assert_eq!(
-            line_of("services:\n  a:\n    image: x\n    volumes: ['v:/d']\n"),
+            line_of("services:\n  a:\n    image: x\n    volumes: ['vol:/d']\n"),
             4
         );
         assert_eq!(

@@ -101,6 +101,10 @@ pub enum Kind {
     Map(Vec<(Key, Node)>),
 }
 
+/// What `Node::walk_scalars_mut` calls for each scalar: its key path, text, style and location.
+pub type ScalarVisitor<'a, E> =
+    dyn FnMut(&[String], &mut String, &mut Style, &Loc) -> Result<(), E> + 'a;
+
 /// A mapping key with its own location (errors about unknown keys point at the key).
 #[derive(Debug, Clone)]
 pub struct Key {
@@ -304,7 +308,7 @@ impl Node {
     pub fn walk_scalars_mut<E>(
         &mut self,
         path: &mut Vec<String>,
-        f: &mut dyn FnMut(&[String], &mut String, &mut Style, &Loc) -> Result<(), E>,
+        f: &mut ScalarVisitor<'_, E>,
     ) -> Result<(), E> {
         match &mut self.kind {
             Kind::Scalar(s, style) => f(path, s, style, &self.loc),

@@ -16,7 +16,10 @@ pub enum ConfigError {
     #[error("reading engine config {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("engine config {path} is not valid: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -37,16 +40,22 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// Loads `$RCOMPOSE_CONFIG`, else the default path; a missing file means defaults.
     pub fn load() -> Result<EngineConfig, ConfigError> {
-        let path = std::env::var_os("RCOMPOSE_CONFIG").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+        let path = std::env::var_os("RCOMPOSE_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
         match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| ConfigError::Parse { path, source }),
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|source| ConfigError::Parse { path, source })
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(EngineConfig::default()),
             Err(e) => Err(ConfigError::Io { path, source: e }),
         }
     }
 
     pub fn max_downloads(&self) -> usize {
-        self.max_concurrent_downloads.filter(|n| *n > 0).unwrap_or(DEFAULT_MAX_CONCURRENT_DOWNLOADS)
+        self.max_concurrent_downloads
+            .filter(|n| *n > 0)
+            .unwrap_or(DEFAULT_MAX_CONCURRENT_DOWNLOADS)
     }
 
     pub fn max_uploads(&self) -> usize {
@@ -61,7 +70,10 @@ impl EngineConfig {
             return true;
         }
         self.insecure_registries.iter().any(|entry| {
-            let entry = entry.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/');
+            let entry = entry
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .trim_end_matches('/');
             if entry == host || entry == bare {
                 return true;
             }
@@ -84,14 +96,24 @@ fn strip_port(host: &str) -> &str {
 }
 
 fn cidr_contains(net: &str, bits: &str, ip: IpAddr) -> bool {
-    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else { return false };
+    let (Ok(net), Ok(bits)) = (net.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
     match (net, ip) {
         (IpAddr::V4(n), IpAddr::V4(i)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(n) & mask == u32::from(i) & mask
         }
         (IpAddr::V6(n), IpAddr::V6(i)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(n) & mask == u128::from(i) & mask
         }
         _ => false,

@@ -23,13 +23,20 @@ pub enum ContentError {
     #[error("digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("size mismatch for {digest}: expected {expected} bytes, got {actual}")]
-    SizeMismatch { digest: Digest, expected: u64, actual: u64 },
+    SizeMismatch {
+        digest: Digest,
+        expected: u64,
+        actual: u64,
+    },
     #[error("reading blob data for {digest}: {source}")]
     Source { digest: Digest, source: io::Error },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ContentError + '_ {
-    move |source| ContentError::Io { path: path.to_owned(), source }
+    move |source| ContentError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Handle on a state root's content store.
@@ -62,7 +69,9 @@ impl ContentStore {
         let p = self.path(digest);
         match fs::metadata(&p) {
             Ok(m) => Ok(m.len()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound(digest.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(ContentError::NotFound(digest.clone()))
+            }
             Err(e) => Err(ContentError::Io { path: p, source: e }),
         }
     }
@@ -71,7 +80,9 @@ impl ContentStore {
         let p = self.path(digest);
         match File::open(&p) {
             Ok(f) => Ok(f),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ContentError::NotFound(digest.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(ContentError::NotFound(digest.clone()))
+            }
             Err(e) => Err(ContentError::Io { path: p, source: e }),
         }
     }
@@ -98,7 +109,11 @@ impl ContentStore {
         let mut out = Vec::new();
         for e in fs::read_dir(&self.blobs).map_err(io_err(&self.blobs))? {
             let e = e.map_err(io_err(&self.blobs))?;
-            if let Some(d) = e.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()) {
+            if let Some(d) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
                 out.push(d);
             }
         }
@@ -115,7 +130,12 @@ impl ContentStore {
 
     /// Streams `reader` into the store, verifying digest and size; returns the blob size.
     /// If the blob already exists, `reader` is not read.
-    pub fn ingest(&self, expected: &Digest, size: Option<u64>, mut reader: impl Read) -> Result<u64, ContentError> {
+    pub fn ingest(
+        &self,
+        expected: &Digest,
+        size: Option<u64>,
+        mut reader: impl Read,
+    ) -> Result<u64, ContentError> {
         match self.writer(expected, size)? {
             Ingest::Exists(n) => Ok(n),
             Ingest::Write(mut w) => {
@@ -125,7 +145,12 @@ impl ContentStore {
                         Ok(0) => break,
                         Ok(n) => n,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(source) => return Err(ContentError::Source { digest: expected.clone(), source }),
+                        Err(source) => {
+                            return Err(ContentError::Source {
+                                digest: expected.clone(),
+                                source,
+                            })
+                        }
                     };
                     w.write(&buf[..n])?;
                 }
@@ -145,7 +170,11 @@ impl ContentStore {
     }
 
     /// Like [`writer`](Self::writer) but never blocks: `Busy` while another writer holds the digest.
-    pub fn try_writer(&self, expected: &Digest, size: Option<u64>) -> Result<TryIngest, ContentError> {
+    pub fn try_writer(
+        &self,
+        expected: &Digest,
+        size: Option<u64>,
+    ) -> Result<TryIngest, ContentError> {
         if let Some(n) = self.existing(expected)? {
             return Ok(TryIngest::Ready(Ingest::Exists(n)));
         }
@@ -164,7 +193,12 @@ impl ContentStore {
         }
     }
 
-    fn begin(&self, expected: &Digest, size: Option<u64>, mut lock: LockFile) -> Result<Ingest, ContentError> {
+    fn begin(
+        &self,
+        expected: &Digest,
+        size: Option<u64>,
+        mut lock: LockFile,
+    ) -> Result<Ingest, ContentError> {
         lock.set_remove_on_drop(true);
         // The previous holder may have committed while we waited.
         if let Some(n) = self.existing(expected)? {
@@ -176,14 +210,14 @@ impl ContentStore {
             .suffix(".partial")
             .tempfile_in(&self.ingest)
             .map_err(io_err(&self.ingest))?;
-        Ok(Ingest::Write(BlobWriter {
+        Ok(Ingest::Write(Box::new(BlobWriter {
             store: self.clone(),
             expected: expected.clone(),
             size,
             tmp,
             hasher: Hasher::new(),
             lock,
-        }))
+        })))
     }
 
     /// Removes leftovers of interrupted ingests (temp files nobody holds a lock for).
@@ -192,7 +226,9 @@ impl ContentStore {
             let e = e.map_err(io_err(&self.ingest))?;
             let name = e.file_name();
             let Some(name) = name.to_str() else { continue };
-            let Some(hex) = name.split('.').next() else { continue };
+            let Some(hex) = name.split('.').next() else {
+                continue;
+            };
             if !name.ends_with(".partial") {
                 continue;
             }
@@ -211,7 +247,7 @@ pub enum Ingest {
     /// The blob is already in the store (its size).
     Exists(u64),
     /// Write the data, then [`BlobWriter::commit`].
-    Write(BlobWriter),
+    Write(Box<BlobWriter>),
 }
 
 pub enum TryIngest {
@@ -244,21 +280,39 @@ impl BlobWriter {
             // Refuse oversize data early rather than filling the disk for a lying server.
             let total = self.hasher.len() + bytes.len() as u64;
             if total > limit {
-                return Err(ContentError::SizeMismatch { digest: self.expected.clone(), expected: limit, actual: total });
+                return Err(ContentError::SizeMismatch {
+                    digest: self.expected.clone(),
+                    expected: limit,
+                    actual: total,
+                });
             }
         }
         self.hasher.update(bytes);
         let path = self.tmp.path().to_owned();
-        self.tmp.as_file_mut().write_all(bytes).map_err(io_err(&path))
+        self.tmp
+            .as_file_mut()
+            .write_all(bytes)
+            .map_err(io_err(&path))
     }
 
     /// Verifies and publishes the blob; returns its size.
     pub fn commit(self) -> Result<u64, ContentError> {
-        let BlobWriter { store, expected, size, tmp, hasher, lock } = self;
+        let BlobWriter {
+            store,
+            expected,
+            size,
+            tmp,
+            hasher,
+            lock,
+        } = self;
         let len = hasher.len();
         if let Some(want) = size {
             if want != len {
-                return Err(ContentError::SizeMismatch { digest: expected, expected: want, actual: len });
+                return Err(ContentError::SizeMismatch {
+                    digest: expected,
+                    expected: want,
+                    actual: len,
+                });
             }
         }
         let actual = hasher.finish();
@@ -268,7 +322,10 @@ impl BlobWriter {
         let tmp_path = tmp.path().to_owned();
         tmp.as_file().sync_all().map_err(io_err(&tmp_path))?;
         let dest = store.path(&expected);
-        tmp.persist(&dest).map_err(|e| ContentError::Io { path: dest.clone(), source: e.error })?;
+        tmp.persist(&dest).map_err(|e| ContentError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
         fsync_dir(&store.blobs).map_err(io_err(&store.blobs))?;
         lock.release_and_remove().map_err(io_err(&store.ingest))?;
         Ok(len)
@@ -307,17 +364,39 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let cs = ContentStore::open(d.path()).unwrap();
         let dg = Digest::of(b"good");
-        assert!(matches!(cs.ingest(&dg, None, &b"evil"[..]), Err(ContentError::DigestMismatch { .. })));
-        assert!(matches!(cs.ingest(&dg, Some(4), &b"goodX"[..]), Err(ContentError::SizeMismatch { .. })));
-        assert!(matches!(cs.ingest(&dg, Some(9), &b"good"[..]), Err(ContentError::SizeMismatch { .. })));
+        assert!(matches!(
+            cs.ingest(&dg, None, &b"evil"[..]),
+            Err(ContentError::DigestMismatch { .. })
+        ));
+        assert!(matches!(
+            cs.ingest(&dg, Some(4), &b"goodX"[..]),
+            Err(ContentError::SizeMismatch { .. })
+        ));
+        assert!(matches!(
+            cs.ingest(&dg, Some(9), &b"good"[..]),
+            Err(ContentError::SizeMismatch { .. })
+        ));
         assert!(!cs.exists(&dg));
         // Nothing is left behind in ingest/.
-        assert_eq!(fs::read_dir(d.path().join("content/ingest")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(d.path().join("content/ingest"))
+                .unwrap()
+                .count(),
+            0
+        );
         // A source failure half-way also leaves nothing.
         let failing = (&b"go"[..]).chain(FailAfter);
-        assert!(matches!(cs.ingest(&dg, None, failing), Err(ContentError::Source { .. })));
+        assert!(matches!(
+            cs.ingest(&dg, None, failing),
+            Err(ContentError::Source { .. })
+        ));
         assert!(!cs.exists(&dg));
-        assert_eq!(fs::read_dir(d.path().join("content/ingest")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(d.path().join("content/ingest"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     struct FailAfter;
@@ -342,7 +421,12 @@ mod tests {
             }
         });
         assert_eq!(cs.read(&dg).unwrap(), data);
-        assert_eq!(fs::read_dir(d.path().join("content/ingest")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(d.path().join("content/ingest"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]
@@ -358,6 +442,9 @@ mod tests {
         let mut w = w;
         w.write(b"x").unwrap();
         w.commit().unwrap();
-        assert!(matches!(cs.try_writer(&dg, None).unwrap(), TryIngest::Ready(Ingest::Exists(1))));
+        assert!(matches!(
+            cs.try_writer(&dg, None).unwrap(),
+            TryIngest::Ready(Ingest::Exists(1))
+        ));
     }
 }

@@ -21,7 +21,10 @@ pub enum CredentialsError {
     #[error("credentials file {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("credentials file {path} is not valid JSON: {source}")]
-    Parse { path: PathBuf, source: serde_json::Error },
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("no credentials file location: neither DOCKER_CONFIG nor HOME is set")]
     NoLocation,
 }
@@ -52,7 +55,9 @@ impl CredentialStore {
         if let Some(d) = std::env::var_os("DOCKER_CONFIG") {
             return Ok(PathBuf::from(d).join("config.json"));
         }
-        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json")).ok_or(CredentialsError::NoLocation)
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".docker/config.json"))
+            .ok_or(CredentialsError::NoLocation)
     }
 
     pub fn load_default() -> Result<CredentialStore, CredentialsError> {
@@ -63,11 +68,22 @@ impl CredentialStore {
     pub fn load(path: &Path) -> Result<CredentialStore, CredentialsError> {
         let doc = match fs::read(path) {
             Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Map::new(),
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| CredentialsError::Parse { path: path.to_owned(), source })?,
+            Ok(b) => serde_json::from_slice(&b).map_err(|source| CredentialsError::Parse {
+                path: path.to_owned(),
+                source,
+            })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Map::new(),
-            Err(e) => return Err(CredentialsError::Io { path: path.to_owned(), source: e }),
+            Err(e) => {
+                return Err(CredentialsError::Io {
+                    path: path.to_owned(),
+                    source: e,
+                })
+            }
         };
-        Ok(CredentialStore { path: path.to_owned(), doc })
+        Ok(CredentialStore {
+            path: path.to_owned(),
+            doc,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -80,23 +96,42 @@ impl CredentialStore {
         let want = server_key(registry);
         let auths = self.doc.get("auths")?.as_object()?;
         let entry = auths.get(&want).or_else(|| {
-            auths.iter().find(|(k, _)| normalize_key(k) == normalize_key(&want)).map(|(_, v)| v)
+            auths
+                .iter()
+                .find(|(k, _)| normalize_key(k) == normalize_key(&want))
+                .map(|(_, v)| v)
         })?;
         let obj = entry.as_object()?;
-        if let Some(auth) = obj.get("auth").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-            let raw = base64::engine::general_purpose::STANDARD.decode(auth.trim()).ok()?;
+        if let Some(auth) = obj
+            .get("auth")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .ok()?;
             let s = String::from_utf8(raw).ok()?;
             let (u, p) = s.split_once(':')?;
-            return Some(Credentials { username: u.to_owned(), password: p.to_owned() });
+            return Some(Credentials {
+                username: u.to_owned(),
+                password: p.to_owned(),
+            });
         }
         let u = obj.get("username")?.as_str()?;
         let p = obj.get("password")?.as_str()?;
-        Some(Credentials { username: u.to_owned(), password: p.to_owned() })
+        Some(Credentials {
+            username: u.to_owned(),
+            password: p.to_owned(),
+        })
     }
 
     pub fn set(&mut self, registry: &str, creds: &Credentials) {
-        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", creds.username, creds.password));
-        let auths = self.doc.entry("auths").or_insert_with(|| Value::Object(Map::new()));
+        let auth = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", creds.username, creds.password));
+        let auths = self
+            .doc
+            .entry("auths")
+            .or_insert_with(|| Value::Object(Map::new()));
         if !auths.is_object() {
             *auths = Value::Object(Map::new());
         }
@@ -110,8 +145,14 @@ impl CredentialStore {
     /// Forgets a registry's credentials; false if there were none.
     pub fn remove(&mut self, registry: &str) -> bool {
         let want = server_key(registry);
-        let Some(auths) = self.doc.get_mut("auths").and_then(Value::as_object_mut) else { return false };
-        let keys: Vec<String> = auths.keys().filter(|k| normalize_key(k) == normalize_key(&want)).cloned().collect();
+        let Some(auths) = self.doc.get_mut("auths").and_then(Value::as_object_mut) else {
+            return false;
+        };
+        let keys: Vec<String> = auths
+            .keys()
+            .filter(|k| normalize_key(k) == normalize_key(&want))
+            .cloned()
+            .collect();
         for k in &keys {
             auths.remove(k);
         }
@@ -120,18 +161,27 @@ impl CredentialStore {
 
     /// Writes the file atomically with mode 0600 (it holds passwords).
     pub fn save(&self) -> Result<(), CredentialsError> {
-        let io = |source| CredentialsError::Io { path: self.path.clone(), source };
+        let io = |source| CredentialsError::Io {
+            path: self.path.clone(),
+            source,
+        };
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir).map_err(io)?;
         }
-        let json = serde_json::to_vec_pretty(&self.doc).map_err(|source| CredentialsError::Parse { path: self.path.clone(), source })?;
+        let json =
+            serde_json::to_vec_pretty(&self.doc).map_err(|source| CredentialsError::Parse {
+                path: self.path.clone(),
+                source,
+            })?;
         write_atomic(&self.path, &json).map_err(io)?;
         fs::set_permissions(&self.path, fs::Permissions::from_mode(0o600)).map_err(io)
     }
 }
 
 fn normalize_key(k: &str) -> String {
-    let k = k.trim_start_matches("https://").trim_start_matches("http://");
+    let k = k
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
     let host = k.split('/').next().unwrap_or(k);
     match host {
         "index.docker.io" | "docker.io" | "registry-1.docker.io" => "docker.io".to_owned(),
@@ -151,9 +201,21 @@ mod tests {
         // "user:pa:ss" — passwords may contain colons.
         fs::write(&p, r#"{"auths":{"https://index.docker.io/v1/":{"auth":"dXNlcjpwYTpzcw=="},"reg.example:5000":{"auth":""}},"psFormat":"x"}"#).unwrap();
         let mut s = CredentialStore::load(&p).unwrap();
-        assert_eq!(s.get("docker.io"), Some(Credentials { username: "user".into(), password: "pa:ss".into() }));
+        assert_eq!(
+            s.get("docker.io"),
+            Some(Credentials {
+                username: "user".into(),
+                password: "pa:ss".into()
+            })
+        );
         assert_eq!(s.get("reg.example:5000"), None);
-        s.set("127.0.0.1:5000", &Credentials { username: "a".into(), password: "b".into() });
+        s.set(
+            "127.0.0.1:5000",
+            &Credentials {
+                username: "a".into(),
+                password: "b".into(),
+            },
+        );
         s.save().unwrap();
         assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
         let s2 = CredentialStore::load(&p).unwrap();

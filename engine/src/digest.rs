@@ -32,8 +32,14 @@ impl Digest {
 
     /// Builds a digest from its hex part (no algorithm prefix).
     pub fn from_hex(hex: &str) -> Result<Digest, DigestError> {
-        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            Ok(Digest { hex: hex.to_owned() })
+        if hex.len() == 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            Ok(Digest {
+                hex: hex.to_owned(),
+            })
         } else {
             Err(DigestError::Invalid(hex.to_owned()))
         }
@@ -59,8 +65,12 @@ impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.split_once(':') {
-            Some(("sha256", hex)) => Digest::from_hex(hex).map_err(|_| DigestError::Invalid(s.to_owned())),
-            Some((alg, _)) if !alg.is_empty() => Err(DigestError::UnsupportedAlgorithm(alg.to_owned())),
+            Some(("sha256", hex)) => {
+                Digest::from_hex(hex).map_err(|_| DigestError::Invalid(s.to_owned()))
+            }
+            Some((alg, _)) if !alg.is_empty() => {
+                Err(DigestError::UnsupportedAlgorithm(alg.to_owned()))
+            }
             _ => Err(DigestError::Invalid(s.to_owned())),
         }
     }
@@ -142,7 +152,10 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Hasher::new() }
+        HashingReader {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
 
     /// Reads the rest of the stream (so the digest covers all of it) and returns digest and length.
@@ -169,7 +182,10 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Hasher::new() }
+        HashingWriter {
+            inner,
+            hasher: Hasher::new(),
+        }
     }
 
     pub fn finish(self) -> (W, Digest, u64) {
@@ -203,10 +219,16 @@ mod tests {
 
     #[test]
     fn parse_and_reject() {
-        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse().unwrap();
+        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            .parse()
+            .unwrap();
         assert_eq!(d.short(), "e3b0c44298fc");
         assert!("sha256:E3B0".parse::<Digest>().is_err());
-        assert!("sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85G".parse::<Digest>().is_err());
+        assert!(
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85G"
+                .parse::<Digest>()
+                .is_err()
+        );
         assert_eq!(
             "sha512:abc".parse::<Digest>(),
             Err(DigestError::UnsupportedAlgorithm("sha512".into()))

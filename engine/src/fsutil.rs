@@ -49,7 +49,11 @@ impl LockFile {
 
     fn acquire_with(path: &Path, op: FlockOperation) -> io::Result<Option<LockFile>> {
         loop {
-            let file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(path)?;
             match flock(&file, op) {
                 Ok(()) => {}
                 Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
@@ -61,7 +65,11 @@ impl LockFile {
             let held = file.metadata()?;
             match fs::metadata(path) {
                 Ok(now) if now.ino() == held.ino() && now.dev() == held.dev() => {
-                    return Ok(Some(LockFile { _file: file, path: path.to_owned(), remove_on_drop: false }));
+                    return Ok(Some(LockFile {
+                        _file: file,
+                        path: path.to_owned(),
+                        remove_on_drop: false,
+                    }));
                 }
                 Ok(_) => continue,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,

@@ -26,7 +26,10 @@ pub enum ImageError {
     #[error("image store I/O on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("image index {path} is corrupt: {source}")]
-    Corrupt { path: PathBuf, source: serde_json::Error },
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("No such image: {0}")]
     NotFound(String),
     #[error("ambiguous image id prefix {0:?}: matches several images")]
@@ -46,7 +49,10 @@ pub enum ImageError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
-    move |source| ImageError::Io { path: path.to_owned(), source }
+    move |source| ImageError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -108,8 +114,17 @@ impl ImageIndex {
 
     /// Tags pointing at any manifest of image `id`.
     pub fn tags_of_id(&self, id: &Digest) -> Vec<Reference> {
-        let ms: BTreeSet<&Digest> = self.images.values().filter(|r| &r.id == id).map(|r| &r.manifest).collect();
-        self.tags.iter().filter(|(_, m)| ms.contains(m)).filter_map(|(t, _)| Reference::parse(t).ok()).collect()
+        let ms: BTreeSet<&Digest> = self
+            .images
+            .values()
+            .filter(|r| &r.id == id)
+            .map(|r| &r.manifest)
+            .collect();
+        self.tags
+            .iter()
+            .filter(|(_, m)| ms.contains(m))
+            .filter_map(|(t, _)| Reference::parse(t).ok())
+            .collect()
     }
 
     /// Finds an image by tag, digest reference, full id or unique id prefix.
@@ -122,7 +137,11 @@ impl ImageIndex {
             }
             if let Some(d) = r.digest() {
                 let by_name = r.without_tag().with_digest(d.clone()).to_string();
-                if let Some(rec) = self.images.values().find(|rec| rec.repo_digests.contains(&by_name) || rec.manifest == *d) {
+                if let Some(rec) = self
+                    .images
+                    .values()
+                    .find(|rec| rec.repo_digests.contains(&by_name) || rec.manifest == *d)
+                {
                     return Ok(rec);
                 }
             }
@@ -130,7 +149,12 @@ impl ImageIndex {
         let hex = s.strip_prefix("sha256:").unwrap_or(s);
         if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             let hex = hex.to_ascii_lowercase();
-            let ids: BTreeSet<&Digest> = self.images.values().map(|r| &r.id).filter(|id| id.hex().starts_with(&hex)).collect();
+            let ids: BTreeSet<&Digest> = self
+                .images
+                .values()
+                .map(|r| &r.id)
+                .filter(|id| id.hex().starts_with(&hex))
+                .collect();
             match ids.len() {
                 0 => {}
                 1 => {
@@ -145,13 +169,19 @@ impl ImageIndex {
     }
 
     fn newest_with_id(&self, id: &Digest) -> Option<&ImageRecord> {
-        self.images.values().filter(|r| &r.id == id).max_by_key(|r| r.added)
+        self.images
+            .values()
+            .filter(|r| &r.id == id)
+            .max_by_key(|r| r.added)
     }
 
     /// Records not reachable by any tag.
     pub fn dangling(&self) -> Vec<&ImageRecord> {
         let tagged: BTreeSet<&Digest> = self.tags.values().collect();
-        self.images.values().filter(|r| !tagged.contains(&r.manifest)).collect()
+        self.images
+            .values()
+            .filter(|r| !tagged.contains(&r.manifest))
+            .collect()
     }
 }
 
@@ -172,7 +202,10 @@ pub struct ImageStore {
 }
 
 pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl ImageStore {
@@ -199,20 +232,28 @@ impl ImageStore {
     pub fn index(&self) -> Result<ImageIndex, ImageError> {
         let p = self.index_path();
         match fs::read(&p) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|source| ImageError::Corrupt { path: p, source }),
+            Ok(b) => {
+                serde_json::from_slice(&b).map_err(|source| ImageError::Corrupt { path: p, source })
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(ImageIndex::default()),
             Err(e) => Err(ImageError::Io { path: p, source: e }),
         }
     }
 
     /// Read-modify-write of the index under the store lock.
-    pub fn update<T>(&self, f: impl FnOnce(&mut ImageIndex) -> Result<T, ImageError>) -> Result<T, ImageError> {
+    pub fn update<T>(
+        &self,
+        f: impl FnOnce(&mut ImageIndex) -> Result<T, ImageError>,
+    ) -> Result<T, ImageError> {
         let lock_path = self.dir.join(".lock");
         let _lock = LockFile::acquire(&lock_path).map_err(io_err(&lock_path))?;
         let mut idx = self.index()?;
         let out = f(&mut idx)?;
         let p = self.index_path();
-        let json = serde_json::to_vec_pretty(&idx).map_err(|source| ImageError::Corrupt { path: p.clone(), source })?;
+        let json = serde_json::to_vec_pretty(&idx).map_err(|source| ImageError::Corrupt {
+            path: p.clone(),
+            source,
+        })?;
         write_atomic(&p, &json).map_err(io_err(&p))?;
         Ok(out)
     }
@@ -223,8 +264,12 @@ impl ImageStore {
 
     pub fn manifest(&self, rec: &ImageRecord) -> Result<Manifest, ImageError> {
         let bytes = self.content.read(&rec.manifest)?;
-        serde_json::from_slice(&bytes)
-            .map_err(|source| ImageError::Manifest(ManifestError::Json { what: "manifest", source }))
+        serde_json::from_slice(&bytes).map_err(|source| {
+            ImageError::Manifest(ManifestError::Json {
+                what: "manifest",
+                source,
+            })
+        })
     }
 
     pub fn config(&self, rec: &ImageRecord) -> Result<ImageConfig, ImageError> {
@@ -273,7 +318,12 @@ impl ImageStore {
 
     /// `image rm`: untags `name`, and deletes the image when nothing else names it.
     /// `in_use` says whether a container uses an image id.
-    pub fn remove(&self, name: &str, force: bool, in_use: &dyn Fn(&Digest) -> bool) -> Result<Vec<RemoveEvent>, ImageError> {
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        in_use: &dyn Fn(&Digest) -> bool,
+    ) -> Result<Vec<RemoveEvent>, ImageError> {
         let mut removed = Vec::new();
         let events = self.update(|idx| {
             let rec = idx.resolve(name)?.clone();
@@ -281,7 +331,12 @@ impl ImageStore {
             let tags = idx.tags_of_id(&rec.id);
             let by_ref = Reference::parse(name).ok().filter(|r| match r.digest() {
                 None => idx.tags.contains_key(&r.to_string()),
-                Some(d) => rec.manifest == *d || rec.repo_digests.contains(&r.without_tag().with_digest(d.clone()).to_string()),
+                Some(d) => {
+                    rec.manifest == *d
+                        || rec
+                            .repo_digests
+                            .contains(&r.without_tag().with_digest(d.clone()).to_string())
+                }
             });
             match by_ref {
                 // By tag while other tags remain: only untag.
@@ -291,7 +346,9 @@ impl ImageStore {
                     return Ok(events);
                 }
                 Some(_) => {}
-                None if tags.len() > 1 && !force => return Err(ImageError::MultipleRepositories(rec.id.short().to_owned())),
+                None if tags.len() > 1 && !force => {
+                    return Err(ImageError::MultipleRepositories(rec.id.short().to_owned()))
+                }
                 None => {}
             }
             let used = in_use(&rec.id);
@@ -306,7 +363,12 @@ impl ImageStore {
                 // Forced while a container uses it: the names go, the image stays for the container.
                 return Ok(events);
             }
-            let gone: Vec<ImageRecord> = idx.images.values().filter(|r| r.id == rec.id).cloned().collect();
+            let gone: Vec<ImageRecord> = idx
+                .images
+                .values()
+                .filter(|r| r.id == rec.id)
+                .cloned()
+                .collect();
             for r in &gone {
                 for d in &r.repo_digests {
                     if let Ok(rd) = Reference::parse(d) {
@@ -326,14 +388,26 @@ impl ImageStore {
     }
 
     /// `image prune`: removes dangling images (`all`: every image no container uses).
-    pub fn prune(&self, all: bool, in_use: &dyn Fn(&Digest) -> bool) -> Result<Vec<RemoveEvent>, ImageError> {
+    pub fn prune(
+        &self,
+        all: bool,
+        in_use: &dyn Fn(&Digest) -> bool,
+    ) -> Result<Vec<RemoveEvent>, ImageError> {
         let mut removed = Vec::new();
         let mut events = self.update(|idx| {
             let mut events = Vec::new();
             let victims: Vec<ImageRecord> = if all {
-                idx.images.values().filter(|r| !in_use(&r.id)).cloned().collect()
+                idx.images
+                    .values()
+                    .filter(|r| !in_use(&r.id))
+                    .cloned()
+                    .collect()
             } else {
-                idx.dangling().into_iter().filter(|r| !in_use(&r.id)).cloned().collect()
+                idx.dangling()
+                    .into_iter()
+                    .filter(|r| !in_use(&r.id))
+                    .cloned()
+                    .collect()
             };
             for r in &victims {
                 for t in idx.tags_of(&r.manifest) {
@@ -363,7 +437,11 @@ impl ImageStore {
         let _lock = LockFile::acquire(&lock_path).map_err(io_err(&lock_path))?;
         let idx = self.index()?;
         let live_blobs: BTreeSet<&Digest> = idx.images.values().flat_map(|r| r.blobs()).collect();
-        let live_chains: BTreeSet<&Digest> = idx.images.values().flat_map(|r| r.layers.iter().map(|l| &l.chain_id)).collect();
+        let live_chains: BTreeSet<&Digest> = idx
+            .images
+            .values()
+            .flat_map(|r| r.layers.iter().map(|l| &l.chain_id))
+            .collect();
         let live_ids: BTreeSet<&Digest> = idx.images.values().map(|r| &r.id).collect();
         let mut events = Vec::new();
         let mut seen = BTreeSet::new();

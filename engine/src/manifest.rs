@@ -26,7 +26,8 @@ pub mod media {
     pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-    pub const DOCKER_FOREIGN_LAYER: &str = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
+    pub const DOCKER_FOREIGN_LAYER: &str =
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
 
     /// Media types accepted when fetching a manifest by tag.
     pub const ACCEPT_MANIFESTS: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -43,11 +44,14 @@ pub mod media {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("malformed {what}: {source}")]
-    Json { what: &'static str, source: serde_json::Error },
+    Json {
+        what: &'static str,
+        source: serde_json::Error,
+    },
     #[error("unsupported manifest media type {0:?} (schema 1 manifests are not supported)")]
     UnsupportedMediaType(String),
     #[error("no image for platform {wanted} in the manifest list (available: {available})")]
-    NoMatchingPlatform { wanted: Platform, available: String },
+    NoMatchingPlatform { wanted: String, available: String },
     #[error("invalid platform {0:?}: expected os/arch[/variant]")]
     InvalidPlatform(String),
 }
@@ -83,7 +87,11 @@ impl Descriptor {
 pub struct Platform {
     pub architecture: String,
     pub os: String,
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
@@ -205,7 +213,7 @@ impl Index {
             .filter(|d| media::is_manifest(&d.media_type))
             .find(|d| d.platform.as_ref().is_some_and(|p| want.matches(p)))
             .ok_or_else(|| ManifestError::NoMatchingPlatform {
-                wanted: want.clone(),
+                wanted: want.to_string(),
                 available: self
                     .manifests
                     .iter()
@@ -221,8 +229,8 @@ impl Index {
 /// A fetched manifest document of either kind.
 #[derive(Debug, Clone)]
 pub enum AnyManifest {
-    Image(Manifest),
-    Index(Index),
+    Image(Box<Manifest>),
+    Index(Box<Index>),
 }
 
 impl AnyManifest {
@@ -238,9 +246,15 @@ impl AnyManifest {
             #[serde(default)]
             schema_version: Option<u32>,
         }
-        let probe: Probe = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json { what: "manifest", source })?;
+        let probe: Probe = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
+            what: "manifest",
+            source,
+        })?;
         let ct = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_owned());
-        let mt = probe.media_type.clone().or(ct.filter(|c| !c.is_empty() && c != "application/json"));
+        let mt = probe
+            .media_type
+            .clone()
+            .or(ct.filter(|c| !c.is_empty() && c != "application/json"));
         let is_index = match mt.as_deref() {
             Some(m) if media::is_index(m) => true,
             Some(m) if media::is_manifest(m) => false,
@@ -253,10 +267,16 @@ impl AnyManifest {
             }
         };
         if is_index {
-            let idx = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json { what: "manifest list", source })?;
+            let idx = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
+                what: "manifest list",
+                source,
+            })?;
             Ok(AnyManifest::Index(idx))
         } else {
-            let m = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json { what: "manifest", source })?;
+            let m = serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
+                what: "manifest",
+                source,
+            })?;
             Ok(AnyManifest::Image(m))
         }
     }
@@ -337,7 +357,10 @@ pub struct ImageConfig {
 
 impl ImageConfig {
     pub fn parse(bytes: &[u8]) -> Result<ImageConfig, ManifestError> {
-        serde_json::from_slice(bytes).map_err(|source| ManifestError::Json { what: "image config", source })
+        serde_json::from_slice(bytes).map_err(|source| ManifestError::Json {
+            what: "image config",
+            source,
+        })
     }
 }
 
@@ -353,23 +376,39 @@ mod tests {
 
     #[test]
     fn index_platform_choice() {
-        let AnyManifest::Index(idx) = AnyManifest::parse(LIST.as_bytes(), None).unwrap() else { panic!("not an index") };
-        let pick = |p: &str| idx.select(&p.parse().unwrap()).map(|d| d.digest.hex()[..1].to_owned());
+        let AnyManifest::Index(idx) = AnyManifest::parse(LIST.as_bytes(), None).unwrap() else {
+            panic!("not an index")
+        };
+        let pick = |p: &str| {
+            idx.select(&p.parse().unwrap())
+                .map(|d| d.digest.hex()[..1].to_owned())
+        };
         assert_eq!(pick("linux/amd64").unwrap(), "1");
         assert_eq!(pick("linux/arm64").unwrap(), "2");
         assert_eq!(pick("linux/aarch64/v8").unwrap(), "2");
         assert_eq!(pick("linux/arm/v6").unwrap(), "3");
         let err = pick("linux/arm/v7").unwrap_err().to_string();
-        assert!(err.contains("linux/arm/v7") && err.contains("linux/amd64") && !err.contains("unknown"), "{err}");
+        assert!(
+            err.contains("linux/arm/v7") && err.contains("linux/amd64") && !err.contains("unknown"),
+            "{err}"
+        );
         assert!("linux".parse::<Platform>().is_err());
         assert!("a/b/c/d".parse::<Platform>().is_err());
-        assert!(idx.select(&Platform::host()).is_ok() || !matches!(std::env::consts::ARCH, "x86_64" | "aarch64"));
+        assert!(
+            idx.select(&Platform::host()).is_ok()
+                || !matches!(std::env::consts::ARCH, "x86_64" | "aarch64")
+        );
     }
 
     #[test]
     fn manifest_kinds() {
         let m = r#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":2},"layers":[],"subject":{"x":1}}"#;
-        match AnyManifest::parse(m.as_bytes(), Some("application/vnd.oci.image.manifest.v1+json")).unwrap() {
+        match AnyManifest::parse(
+            m.as_bytes(),
+            Some("application/vnd.oci.image.manifest.v1+json"),
+        )
+        .unwrap()
+        {
             AnyManifest::Image(im) => {
                 assert!(im.extra.contains_key("subject"));
                 let back = serde_json::to_value(&im).unwrap();
@@ -378,7 +417,11 @@ mod tests {
             AnyManifest::Index(_) => panic!("wrong kind"),
         }
         let v1 = r#"{"schemaVersion":1,"name":"x","fsLayers":[]}"#;
-        assert!(AnyManifest::parse(v1.as_bytes(), Some("application/vnd.docker.distribution.manifest.v1+prettyjws")).is_err());
+        assert!(AnyManifest::parse(
+            v1.as_bytes(),
+            Some("application/vnd.docker.distribution.manifest.v1+prettyjws")
+        )
+        .is_err());
     }
 
     #[test]

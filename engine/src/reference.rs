@@ -33,7 +33,10 @@ pub enum ReferenceError {
     #[error("invalid repository name ({0}), cannot specify 64-byte hexadecimal strings")]
     HexName(String),
     #[error("invalid reference format: {reference:?}: {source}")]
-    Digest { reference: String, source: DigestError },
+    Digest {
+        reference: String,
+        source: DigestError,
+    },
 }
 
 /// A fully qualified image reference.
@@ -64,7 +67,10 @@ impl Reference {
             Some((name, d)) => {
                 let digest = d
                     .parse::<Digest>()
-                    .map_err(|source| ReferenceError::Digest { reference: s.to_owned(), source })?;
+                    .map_err(|source| ReferenceError::Digest {
+                        reference: s.to_owned(),
+                        source,
+                    })?;
                 (name, Some(digest))
             }
             None => (s, None),
@@ -76,7 +82,10 @@ impl Reference {
         };
         if let Some(tag) = tag {
             if !valid_tag(tag) {
-                return Err(ReferenceError::InvalidTag { reference: s.to_owned(), tag: tag.to_owned() });
+                return Err(ReferenceError::InvalidTag {
+                    reference: s.to_owned(),
+                    tag: tag.to_owned(),
+                });
             }
         }
         if name.is_empty() {
@@ -101,7 +110,12 @@ impl Reference {
         if registry.len() + 1 + repository.len() > NAME_MAX {
             return Err(ReferenceError::NameTooLong(name.to_owned()));
         }
-        Ok(Reference { registry, repository, tag: tag.map(str::to_owned), digest })
+        Ok(Reference {
+            registry,
+            repository,
+            tag: tag.map(str::to_owned),
+            digest,
+        })
     }
 
     /// Registry domain as written (`docker.io` for Docker Hub).
@@ -158,19 +172,34 @@ impl Reference {
     /// Same repository with another tag and no digest.
     pub fn with_tag(&self, tag: &str) -> Result<Reference, ReferenceError> {
         if !valid_tag(tag) {
-            return Err(ReferenceError::InvalidTag { reference: self.to_string(), tag: tag.to_owned() });
+            return Err(ReferenceError::InvalidTag {
+                reference: self.to_string(),
+                tag: tag.to_owned(),
+            });
         }
-        Ok(Reference { tag: Some(tag.to_owned()), digest: None, ..self.clone() })
+        Ok(Reference {
+            tag: Some(tag.to_owned()),
+            digest: None,
+            ..self.clone()
+        })
     }
 
     /// Same repository pinned to a digest, no tag (`name@sha256:…`, a "repo digest").
     pub fn with_digest(&self, digest: Digest) -> Reference {
-        Reference { tag: None, digest: Some(digest), ..self.clone() }
+        Reference {
+            tag: None,
+            digest: Some(digest),
+            ..self.clone()
+        }
     }
 
     /// Same repository without tag or digest.
     pub fn without_tag(&self) -> Reference {
-        Reference { tag: None, digest: None, ..self.clone() }
+        Reference {
+            tag: None,
+            digest: None,
+            ..self.clone()
+        }
     }
 
     fn push_suffix(&self, s: &mut String) {
@@ -214,7 +243,11 @@ fn split_domain(name: &str) -> (String, String) {
                 || first == "localhost"
                 || first.chars().any(|c| c.is_ascii_uppercase()) =>
         {
-            let domain = if first == "index.docker.io" { DEFAULT_REGISTRY } else { first };
+            let domain = if first == "index.docker.io" {
+                DEFAULT_REGISTRY
+            } else {
+                first
+            };
             (domain.to_owned(), rest.to_owned())
         }
         _ => (DEFAULT_REGISTRY.to_owned(), name.to_owned()),
@@ -222,7 +255,9 @@ fn split_domain(name: &str) -> (String, String) {
 }
 
 fn is_hex64(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn valid_tag(tag: &str) -> bool {
@@ -230,7 +265,8 @@ fn valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 /// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
@@ -264,7 +300,11 @@ fn valid_domain(d: &str) -> bool {
         // IPv6 literal: [addr] or [addr]:port
         match rest.split_once(']') {
             Some((addr, tail)) => {
-                if addr.is_empty() || !addr.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
+                if addr.is_empty()
+                    || !addr
+                        .bytes()
+                        .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+                {
                     return false;
                 }
                 match tail.strip_prefix(':') {
@@ -314,15 +354,30 @@ mod tests {
         assert_eq!(norm("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(norm("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(norm("user/app"), "docker.io/user/app:latest");
-        assert_eq!(norm("index.docker.io/library/x"), "docker.io/library/x:latest");
-        assert_eq!(norm("docker.io/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            norm("index.docker.io/library/x"),
+            "docker.io/library/x:latest"
+        );
+        assert_eq!(
+            norm("docker.io/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(norm("host:5000/a/b:tag"), "host:5000/a/b:tag");
         assert_eq!(norm("localhost/x"), "localhost/x:latest");
         assert_eq!(norm("127.0.0.1:5000/x"), "127.0.0.1:5000/x:latest");
         assert_eq!(norm("[::1]:5000/x:y"), "[::1]:5000/x:y");
-        assert_eq!(norm(&format!("busybox@{D}")), format!("docker.io/library/busybox@{D}"));
-        assert_eq!(norm(&format!("busybox:1@{D}")), format!("docker.io/library/busybox:1@{D}"));
-        assert_eq!(norm("a-b/c__d/e.f:T_1.2-x"), "docker.io/a-b/c__d/e.f:T_1.2-x");
+        assert_eq!(
+            norm(&format!("busybox@{D}")),
+            format!("docker.io/library/busybox@{D}")
+        );
+        assert_eq!(
+            norm(&format!("busybox:1@{D}")),
+            format!("docker.io/library/busybox:1@{D}")
+        );
+        assert_eq!(
+            norm("a-b/c__d/e.f:T_1.2-x"),
+            "docker.io/a-b/c__d/e.f:T_1.2-x"
+        );
     }
 
     #[test]
@@ -333,9 +388,20 @@ mod tests {
         assert_eq!(r.repository(), "library/busybox");
         assert_eq!(r.tag(), Some("latest"));
         assert_eq!(r.familiar(), "busybox:latest");
-        assert_eq!(Reference::parse("user/app:1").unwrap().familiar(), "user/app:1");
-        assert_eq!(Reference::parse("docker.io/library/a/b").unwrap().familiar_name(), "library/a/b");
-        assert_eq!(Reference::parse("host:5000/a").unwrap().familiar(), "host:5000/a:latest");
+        assert_eq!(
+            Reference::parse("user/app:1").unwrap().familiar(),
+            "user/app:1"
+        );
+        assert_eq!(
+            Reference::parse("docker.io/library/a/b")
+                .unwrap()
+                .familiar_name(),
+            "library/a/b"
+        );
+        assert_eq!(
+            Reference::parse("host:5000/a").unwrap().familiar(),
+            "host:5000/a:latest"
+        );
         let n = Reference::parse_named("busybox").unwrap();
         assert_eq!(n.tag(), None);
         let d = Reference::parse(&format!("busybox@{D}")).unwrap();
@@ -365,9 +431,15 @@ mod tests {
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad:?} accepted");
         }
-        assert!(matches!(Reference::parse("Busybox"), Err(ReferenceError::Uppercase(_))));
+        assert!(matches!(
+            Reference::parse("Busybox"),
+            Err(ReferenceError::Uppercase(_))
+        ));
         let long = format!("a/{}", "b".repeat(300));
-        assert!(matches!(Reference::parse(&long), Err(ReferenceError::NameTooLong(_))));
+        assert!(matches!(
+            Reference::parse(&long),
+            Err(ReferenceError::NameTooLong(_))
+        ));
         assert!(Reference::parse(&format!("a:{}", "t".repeat(129))).is_err());
     }
 
@@ -381,7 +453,10 @@ mod tests {
     #[test]
     fn retag() {
         let r = Reference::parse(&format!("busybox:1@{D}")).unwrap();
-        assert_eq!(r.with_tag("2").unwrap().to_string(), "docker.io/library/busybox:2");
+        assert_eq!(
+            r.with_tag("2").unwrap().to_string(),
+            "docker.io/library/busybox:2"
+        );
         assert!(r.with_tag("bad tag").is_err());
         assert_eq!(r.without_tag().to_string(), "docker.io/library/busybox");
     }

@@ -26,13 +26,22 @@ pub enum SnapshotError {
     #[error("snapshot {0} not found")]
     NotFound(Digest),
     #[error("snapshot metadata {path} is corrupt: {source}")]
-    Corrupt { path: PathBuf, source: serde_json::Error },
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
     #[error("unpacking layer {diff_id}: {source}")]
-    Unpack { diff_id: Digest, source: UnpackError },
+    Unpack {
+        diff_id: Digest,
+        source: UnpackError,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SnapshotError + '_ {
-    move |source| SnapshotError::Io { path: path.to_owned(), source }
+    move |source| SnapshotError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The completion marker and description of a snapshot.
@@ -88,7 +97,9 @@ impl SnapshotStore {
         let p = self.dir(chain_id).join("info.json");
         let bytes = match fs::read(&p) {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(SnapshotError::NotFound(chain_id.clone())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(SnapshotError::NotFound(chain_id.clone()))
+            }
             Err(e) => return Err(SnapshotError::Io { path: p, source: e }),
         };
         serde_json::from_slice(&bytes).map_err(|source| SnapshotError::Corrupt { path: p, source })
@@ -99,7 +110,11 @@ impl SnapshotStore {
         let mut out = Vec::new();
         for e in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
             let e = e.map_err(io_err(&self.dir))?;
-            if let Some(d) = e.file_name().to_str().and_then(|n| Digest::from_hex(n).ok()) {
+            if let Some(d) = e
+                .file_name()
+                .to_str()
+                .and_then(|n| Digest::from_hex(n).ok())
+            {
                 if self.exists(&d) {
                     out.push(d);
                 }
@@ -142,8 +157,16 @@ impl SnapshotStore {
             diff_id: chain_id.clone(),
             source,
         })?;
-        let info = SnapshotInfo { chain_id: chain_id.clone(), diff_id: stats.diff_id, parent: parent.cloned(), size: stats.size };
-        let json = serde_json::to_vec_pretty(&info).map_err(|source| SnapshotError::Corrupt { path: final_dir.clone(), source })?;
+        let info = SnapshotInfo {
+            chain_id: chain_id.clone(),
+            diff_id: stats.diff_id,
+            parent: parent.cloned(),
+            size: stats.size,
+        };
+        let json = serde_json::to_vec_pretty(&info).map_err(|source| SnapshotError::Corrupt {
+            path: final_dir.clone(),
+            source,
+        })?;
         // Unpacked files must be durable before the marker claims they are there.
         sync_fs(&fs_dir)?;
         write_atomic(&tmp.path().join("info.json"), &json).map_err(io_err(tmp.path()))?;
@@ -201,7 +224,10 @@ fn remove_tree(p: &Path) -> Result<(), SnapshotError> {
     match fs::remove_dir_all(p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(SnapshotError::Io { path: p.to_owned(), source: e }),
+        Err(e) => Err(SnapshotError::Io {
+            path: p.to_owned(),
+            source: e,
+        }),
     }
 }
 
@@ -209,7 +235,10 @@ fn remove_tree(p: &Path) -> Result<(), SnapshotError> {
 /// cheaper than an fsync per file.
 fn sync_fs(p: &Path) -> Result<(), SnapshotError> {
     let f = fs::File::open(p).map_err(io_err(p))?;
-    rustix::fs::syncfs(&f).map_err(|e| SnapshotError::Io { path: p.to_owned(), source: e.into() })
+    rustix::fs::syncfs(&f).map_err(|e| SnapshotError::Io {
+        path: p.to_owned(),
+        source: e.into(),
+    })
 }
 
 #[cfg(test)]
@@ -244,14 +273,22 @@ mod tests {
         let data = layer();
         let diff = Digest::of(&data);
         // A failing unpack leaves nothing visible.
-        let r = st.create_with(&diff, None, |_| Err(UnpackError::Archive(io::Error::other("boom"))));
+        let r = st.create_with(&diff, None, |_| {
+            Err(UnpackError::Archive(io::Error::other("boom")))
+        });
         assert!(r.is_err());
         assert!(!st.exists(&diff));
         assert!(st.list().unwrap().is_empty());
-        let opts = UnpackOptions { expected_diff_id: Some(diff.clone()), ..Default::default() };
+        let opts = UnpackOptions {
+            expected_diff_id: Some(diff.clone()),
+            ..Default::default()
+        };
         std::thread::scope(|s| {
             for _ in 0..4 {
-                s.spawn(|| st.create_with(&diff, None, |p| unpack_layer(&data[..], p, &opts)).unwrap());
+                s.spawn(|| {
+                    st.create_with(&diff, None, |p| unpack_layer(&data[..], p, &opts))
+                        .unwrap()
+                });
             }
         });
         assert!(st.exists(&diff));
@@ -259,10 +296,16 @@ mod tests {
         assert_eq!(st.info(&diff).unwrap().size, 3);
         assert_eq!(st.list().unwrap(), vec![diff.clone()]);
         // Only the snapshot directory remains: no temp dirs, no lock files.
-        assert_eq!(fs::read_dir(root.path().join("snapshots")).unwrap().count(), 1);
+        assert_eq!(
+            fs::read_dir(root.path().join("snapshots")).unwrap().count(),
+            1
+        );
         st.remove(&diff).unwrap();
         assert!(!st.exists(&diff));
         st.clean().unwrap();
-        assert_eq!(fs::read_dir(root.path().join("snapshots")).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(root.path().join("snapshots")).unwrap().count(),
+            0
+        );
     }
 }

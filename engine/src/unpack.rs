@@ -18,7 +18,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{
-    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags,
+    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid,
+    XattrFlags,
 };
 use rustix::io::Errno;
 
@@ -57,7 +58,11 @@ pub enum UnpackError {
     #[error("refusing layer entry {entry:?}: {reason}")]
     Unsafe { entry: String, reason: UnsafeReason },
     #[error("layer entry {entry:?}: {op}: {source}")]
-    Entry { entry: String, op: &'static str, source: io::Error },
+    Entry {
+        entry: String,
+        op: &'static str,
+        source: io::Error,
+    },
     #[error("reading layer archive: {0}")]
     Archive(#[source] io::Error),
     #[error("opening layer destination {path}: {source}")]
@@ -80,9 +85,15 @@ pub fn decompress<'a, R: Read + 'a>(reader: R) -> io::Result<(Compression, Box<d
     let head = br.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b]) {
         // MultiGzDecoder: some tools write a layer as several concatenated gzip members.
-        Ok((Compression::Gzip, Box::new(flate2::bufread::MultiGzDecoder::new(br))))
+        Ok((
+            Compression::Gzip,
+            Box::new(flate2::bufread::MultiGzDecoder::new(br)),
+        ))
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Ok((Compression::Zstd, Box::new(zstd::stream::read::Decoder::with_buffer(br)?)))
+        Ok((
+            Compression::Zstd,
+            Box::new(zstd::stream::read::Decoder::with_buffer(br)?),
+        ))
     } else {
         Ok((Compression::None, Box::new(br)))
     }
@@ -108,32 +119,60 @@ pub struct UnpackOptions {
 
 impl Default for UnpackOptions {
     fn default() -> Self {
-        UnpackOptions { preserve_owner: rustix::process::geteuid().is_root(), expected_diff_id: None }
+        UnpackOptions {
+            preserve_owner: rustix::process::geteuid().is_root(),
+            expected_diff_id: None,
+        }
     }
 }
 
 /// Unpacks a (possibly compressed) layer tarball into the existing directory `dest`.
-pub fn unpack_layer(reader: impl Read, dest: &Path, opts: &UnpackOptions) -> Result<UnpackStats, UnpackError> {
-    let root = rfs::open(dest, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).map_err(|e| {
-        UnpackError::Destination { path: dest.display().to_string(), source: e.into() }
+pub fn unpack_layer(
+    reader: impl Read,
+    dest: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackStats, UnpackError> {
+    let root = rfs::open(
+        dest,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| UnpackError::Destination {
+        path: dest.display().to_string(),
+        source: e.into(),
     })?;
     let (compression, plain) = decompress(reader).map_err(UnpackError::Archive)?;
     let hashing = HashingReader::new(plain);
     let mut archive = tar::Archive::new(hashing);
-    let mut applier = Applier { root: root.as_fd(), opts, size: 0, dir_times: Vec::new() };
+    let mut applier = Applier {
+        root: root.as_fd(),
+        opts,
+        size: 0,
+        dir_times: Vec::new(),
+    };
     for entry in archive.entries().map_err(UnpackError::Archive)? {
         let mut entry = entry.map_err(UnpackError::Archive)?;
         applier.apply(&mut entry)?;
     }
     applier.finish_dir_times()?;
     let size = applier.size;
-    let (diff_id, _) = archive.into_inner().finish().map_err(UnpackError::Archive)?;
+    let (diff_id, _) = archive
+        .into_inner()
+        .finish()
+        .map_err(UnpackError::Archive)?;
     if let Some(expected) = &opts.expected_diff_id {
         if *expected != diff_id {
-            return Err(UnpackError::DiffIdMismatch { expected: expected.clone(), actual: diff_id });
+            return Err(UnpackError::DiffIdMismatch {
+                expected: expected.clone(),
+                actual: diff_id,
+            });
         }
     }
-    Ok(UnpackStats { diff_id, size, compression })
+    Ok(UnpackStats {
+        diff_id,
+        size,
+        compression,
+    })
 }
 
 /// Splits an entry name into plain components, refusing absolute names and `..`.
@@ -185,12 +224,18 @@ struct Applier<'a> {
 impl Applier<'_> {
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), UnpackError> {
         let kind = entry.header().entry_type();
-        if matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
+        if matches!(
+            kind,
+            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader
+        ) {
             return Ok(());
         }
         let raw_name = entry.path_bytes().into_owned();
         let name = String::from_utf8_lossy(&raw_name).into_owned();
-        let unsafe_ = |reason| UnpackError::Unsafe { entry: name.clone(), reason };
+        let unsafe_ = |reason| UnpackError::Unsafe {
+            entry: name.clone(),
+            reason,
+        };
         let comps = components(&raw_name).map_err(unsafe_)?;
         let meta = read_meta(entry, &name)?;
 
@@ -220,8 +265,14 @@ impl Applier<'_> {
             }
             let target = OsStr::from_bytes(target);
             self.remove_existing(&parent, target, &name)?;
-            return rfs::mknodat(&parent, target, FileType::CharacterDevice, Mode::empty(), rfs::makedev(0, 0))
-                .map_err(|e| entry_err(&name, "create whiteout device", e));
+            return rfs::mknodat(
+                &parent,
+                target,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                rfs::makedev(0, 0),
+            )
+            .map_err(|e| entry_err(&name, "create whiteout device", e));
         }
 
         let parent = self.open_dir(parents, true, &name)?;
@@ -233,7 +284,8 @@ impl Applier<'_> {
                     if existing.is_ok() {
                         self.remove_existing(&parent, last, &name)?;
                     }
-                    rfs::mkdirat(&parent, *last, Mode::from_raw_mode(0o700)).map_err(|e| entry_err(&name, "mkdir", e))?;
+                    rfs::mkdirat(&parent, *last, Mode::from_raw_mode(0o700))
+                        .map_err(|e| entry_err(&name, "mkdir", e))?;
                 }
                 let fd = rfs::openat(
                     &parent,
@@ -251,7 +303,11 @@ impl Applier<'_> {
                 let fd = rfs::openat(
                     &parent,
                     *last,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| entry_err(&name, "create file", e))?;
@@ -259,26 +315,36 @@ impl Applier<'_> {
                 let n = io::copy(entry, &mut file).map_err(UnpackError::Archive)?;
                 self.size += n;
                 self.set_fd_meta(file.as_fd(), &meta, &name)?;
-                set_fd_time(file.as_fd(), meta.mtime).map_err(|e| entry_err(&name, "set mtime", e))?;
+                set_fd_time(file.as_fd(), meta.mtime)
+                    .map_err(|e| entry_err(&name, "set mtime", e))?;
             }
             tar::EntryType::Symlink => {
-                let target = entry.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default();
+                let target = entry
+                    .link_name_bytes()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
                 self.remove_existing(&parent, last, &name)?;
                 // The link text is stored, never followed by us; where it points is the image's
                 // business inside the container's root.
-                rfs::symlinkat(OsStr::from_bytes(&target), &parent, *last).map_err(|e| entry_err(&name, "symlink", e))?;
+                rfs::symlinkat(OsStr::from_bytes(&target), &parent, *last)
+                    .map_err(|e| entry_err(&name, "symlink", e))?;
                 self.set_at_meta(&parent, last, &meta, &name, true)?;
             }
             tar::EntryType::Link => {
-                let target = entry.link_name_bytes().map(|c| c.into_owned()).unwrap_or_default();
-                let tcomps = components(&target).map_err(|_| unsafe_(UnsafeReason::LinkTargetEscapes))?;
+                let target = entry
+                    .link_name_bytes()
+                    .map(|c| c.into_owned())
+                    .unwrap_or_default();
+                let tcomps =
+                    components(&target).map_err(|_| unsafe_(UnsafeReason::LinkTargetEscapes))?;
                 let Some((tlast, tparents)) = tcomps.split_last() else {
                     return Err(unsafe_(UnsafeReason::LinkTargetEscapes));
                 };
                 let tparent = self.open_dir(tparents, false, &name).map_err(|e| match e {
-                    UnpackError::Unsafe { entry, .. } => {
-                        UnpackError::Unsafe { entry, reason: UnsafeReason::LinkTargetEscapes }
-                    }
+                    UnpackError::Unsafe { entry, .. } => UnpackError::Unsafe {
+                        entry,
+                        reason: UnsafeReason::LinkTargetEscapes,
+                    },
                     other => other,
                 })?;
                 if rfs::statat(&tparent, *tlast, AtFlags::SYMLINK_NOFOLLOW).is_ok()
@@ -300,8 +366,14 @@ impl Applier<'_> {
                 let major = entry.header().device_major().ok().flatten().unwrap_or(0);
                 let minor = entry.header().device_minor().ok().flatten().unwrap_or(0);
                 self.remove_existing(&parent, last, &name)?;
-                rfs::mknodat(&parent, *last, ft, Mode::from_raw_mode(0o600), rfs::makedev(major, minor))
-                    .map_err(|e| entry_err(&name, "mknod", e))?;
+                rfs::mknodat(
+                    &parent,
+                    *last,
+                    ft,
+                    Mode::from_raw_mode(0o600),
+                    rfs::makedev(major, minor),
+                )
+                .map_err(|e| entry_err(&name, "mknod", e))?;
                 self.set_at_meta(&parent, last, &meta, &name, false)?;
             }
             other => {
@@ -317,7 +389,10 @@ impl Applier<'_> {
         match rfs::openat2(self.root, join(comps), flags, Mode::empty(), RESOLVE) {
             Ok(fd) => return Ok(fd),
             Err(Errno::XDEV) | Err(Errno::LOOP) => {
-                return Err(UnpackError::Unsafe { entry: name.to_owned(), reason: UnsafeReason::Escapes })
+                return Err(UnpackError::Unsafe {
+                    entry: name.to_owned(),
+                    reason: UnsafeReason::Escapes,
+                })
             }
             Err(Errno::NOENT) if create => {}
             Err(e) => return Err(entry_err(name, "open parent directory", e)),
@@ -328,16 +403,28 @@ impl Applier<'_> {
             match rfs::openat2(self.root, join(&comps[..i]), flags, Mode::empty(), RESOLVE) {
                 Ok(_) => continue,
                 Err(Errno::XDEV) | Err(Errno::LOOP) => {
-                    return Err(UnpackError::Unsafe { entry: name.to_owned(), reason: UnsafeReason::Escapes })
+                    return Err(UnpackError::Unsafe {
+                        entry: name.to_owned(),
+                        reason: UnsafeReason::Escapes,
+                    })
                 }
                 Err(Errno::NOENT) => {
-                    let up = rfs::openat2(self.root, join(&comps[..i - 1]), flags, Mode::empty(), RESOLVE)
-                        .map_err(|e| entry_err(name, "open parent directory", e))?;
+                    let up = rfs::openat2(
+                        self.root,
+                        join(&comps[..i - 1]),
+                        flags,
+                        Mode::empty(),
+                        RESOLVE,
+                    )
+                    .map_err(|e| entry_err(name, "open parent directory", e))?;
                     match rfs::mkdirat(&up, comps[i - 1], Mode::from_raw_mode(0o755)) {
                         Ok(()) => {}
                         // A dangling symlink sits there: we will not create through it.
                         Err(Errno::EXIST) => {
-                            return Err(UnpackError::Unsafe { entry: name.to_owned(), reason: UnsafeReason::Escapes })
+                            return Err(UnpackError::Unsafe {
+                                entry: name.to_owned(),
+                                reason: UnsafeReason::Escapes,
+                            })
                         }
                         Err(e) => return Err(entry_err(name, "create parent directory", e)),
                     }
@@ -350,14 +437,21 @@ impl Applier<'_> {
     }
 
     /// Removes whatever is at `parent/name` (a directory recursively), without following links.
-    fn remove_existing(&self, parent: &OwnedFd, last: &OsStr, name: &str) -> Result<(), UnpackError> {
+    fn remove_existing(
+        &self,
+        parent: &OwnedFd,
+        last: &OsStr,
+        name: &str,
+    ) -> Result<(), UnpackError> {
         match rfs::statat(parent, last, AtFlags::SYMLINK_NOFOLLOW) {
             Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(entry_err(name, "stat existing", e)),
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                remove_tree_at(parent.as_fd(), last).map_err(|e| entry_err(name, "remove existing directory", e))
+                remove_tree_at(parent.as_fd(), last)
+                    .map_err(|e| entry_err(name, "remove existing directory", e))
             }
-            Ok(_) => rfs::unlinkat(parent, last, AtFlags::empty()).map_err(|e| entry_err(name, "remove existing", e)),
+            Ok(_) => rfs::unlinkat(parent, last, AtFlags::empty())
+                .map_err(|e| entry_err(name, "remove existing", e)),
         }
     }
 
@@ -367,23 +461,43 @@ impl Applier<'_> {
                 .map_err(|e| entry_err(name, "chown", e))?;
         }
         // chmod after chown: chown clears setuid/setgid bits.
-        rfs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777)).map_err(|e| entry_err(name, "chmod", e))?;
+        rfs::fchmod(fd, Mode::from_raw_mode(meta.mode & 0o7777))
+            .map_err(|e| entry_err(name, "chmod", e))?;
         for (k, v) in &meta.xattrs {
-            rfs::fsetxattr(fd, k.as_str(), v, XattrFlags::empty()).map_err(|e| entry_err(name, "set xattr", e))?;
+            rfs::fsetxattr(fd, k.as_str(), v, XattrFlags::empty())
+                .map_err(|e| entry_err(name, "set xattr", e))?;
         }
         Ok(())
     }
 
     /// Metadata for entries that cannot be opened (symlinks, device nodes, fifos).
-    fn set_at_meta(&self, parent: &OwnedFd, last: &OsStr, meta: &Meta, name: &str, symlink: bool) -> Result<(), UnpackError> {
+    fn set_at_meta(
+        &self,
+        parent: &OwnedFd,
+        last: &OsStr,
+        meta: &Meta,
+        name: &str,
+        symlink: bool,
+    ) -> Result<(), UnpackError> {
         if self.opts.preserve_owner {
-            rfs::chownat(parent, last, Some(uid(meta.uid, name)?), Some(gid(meta.gid, name)?), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| entry_err(name, "chown", e))?;
+            rfs::chownat(
+                parent,
+                last,
+                Some(uid(meta.uid, name)?),
+                Some(gid(meta.gid, name)?),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| entry_err(name, "chown", e))?;
         }
         if !symlink {
             // The entry was just created by mknod, so this name is not a symlink.
-            rfs::chmodat(parent, last, Mode::from_raw_mode(meta.mode & 0o7777), AtFlags::empty())
-                .map_err(|e| entry_err(name, "chmod", e))?;
+            rfs::chmodat(
+                parent,
+                last,
+                Mode::from_raw_mode(meta.mode & 0o7777),
+                AtFlags::empty(),
+            )
+            .map_err(|e| entry_err(name, "chmod", e))?;
         }
         if !meta.xattrs.is_empty() {
             // lsetxattr through the parent's fd path: the parent is already resolved, and the
@@ -422,7 +536,10 @@ impl Applier<'_> {
 }
 
 fn same_entry(a: &OwnedFd, an: &OsStr, b: &OwnedFd, bn: &OsStr) -> bool {
-    match (rfs::statat(a, an, AtFlags::SYMLINK_NOFOLLOW), rfs::statat(b, bn, AtFlags::SYMLINK_NOFOLLOW)) {
+    match (
+        rfs::statat(a, an, AtFlags::SYMLINK_NOFOLLOW),
+        rfs::statat(b, bn, AtFlags::SYMLINK_NOFOLLOW),
+    ) {
         (Ok(x), Ok(y)) => x.st_ino == y.st_ino && x.st_dev == y.st_dev,
         _ => false,
     }
@@ -448,8 +565,14 @@ fn gid(raw: u64, name: &str) -> Result<Gid, UnpackError> {
 }
 
 fn times(mtime: i64) -> Timestamps {
-    let t = Timespec { tv_sec: mtime, tv_nsec: 0 };
-    Timestamps { last_access: t, last_modification: t }
+    let t = Timespec {
+        tv_sec: mtime,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
 }
 
 fn set_fd_time(fd: BorrowedFd<'_>, mtime: i64) -> Result<(), Errno> {
@@ -457,7 +580,11 @@ fn set_fd_time(fd: BorrowedFd<'_>, mtime: i64) -> Result<(), Errno> {
 }
 
 fn entry_err(name: &str, op: &'static str, e: impl Into<io::Error>) -> UnpackError {
-    UnpackError::Entry { entry: name.to_owned(), op, source: e.into() }
+    UnpackError::Entry {
+        entry: name.to_owned(),
+        op,
+        source: e.into(),
+    }
 }
 
 fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta, UnpackError> {
@@ -467,7 +594,11 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta,
         mode: h.mode().unwrap_or(0o644),
         uid: h.uid().unwrap_or(0),
         gid: h.gid().unwrap_or(0),
-        mtime: h.mtime().ok().and_then(|m| i64::try_from(m).ok()).unwrap_or(0),
+        mtime: h
+            .mtime()
+            .ok()
+            .and_then(|m| i64::try_from(m).ok())
+            .unwrap_or(0),
         xattrs: Vec::new(),
     };
     if let Some(exts) = entry.pax_extensions().map_err(UnpackError::Archive)? {
@@ -475,15 +606,30 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta,
             let ext = ext.map_err(UnpackError::Archive)?;
             let Ok(key) = ext.key() else { continue };
             let val = ext.value_bytes();
-            let num = || std::str::from_utf8(val).ok().and_then(|s| s.split('.').next()?.parse::<i64>().ok());
+            let num = || {
+                std::str::from_utf8(val)
+                    .ok()
+                    .and_then(|s| s.split('.').next()?.parse::<i64>().ok())
+            };
             match key {
-                "uid" => meta.uid = num().and_then(|v| u64::try_from(v).ok()).unwrap_or(meta.uid),
-                "gid" => meta.gid = num().and_then(|v| u64::try_from(v).ok()).unwrap_or(meta.gid),
+                "uid" => {
+                    meta.uid = num()
+                        .and_then(|v| u64::try_from(v).ok())
+                        .unwrap_or(meta.uid)
+                }
+                "gid" => {
+                    meta.gid = num()
+                        .and_then(|v| u64::try_from(v).ok())
+                        .unwrap_or(meta.gid)
+                }
                 "mtime" => meta.mtime = num().unwrap_or(meta.mtime),
                 k => {
                     if let Some(x) = k.strip_prefix("SCHILY.xattr.") {
                         if x.starts_with("trusted.overlay.") {
-                            return Err(UnpackError::Unsafe { entry: name.to_owned(), reason: UnsafeReason::ReservedXattr });
+                            return Err(UnpackError::Unsafe {
+                                entry: name.to_owned(),
+                                reason: UnsafeReason::ReservedXattr,
+                            });
                         }
                         meta.xattrs.push((x.to_owned(), val.to_vec()));
                     }
@@ -496,7 +642,12 @@ fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &str) -> Result<Meta,
 
 /// Recursively removes `name` inside `dir`, never following symlinks.
 fn remove_tree_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<(), Errno> {
-    let fd = rfs::openat(dir, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?;
+    let fd = rfs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
     let mut children = Vec::new();
     {
         let mut rd = rfs::Dir::read_from(&fd)?;
@@ -506,7 +657,10 @@ fn remove_tree_at(dir: BorrowedFd<'_>, name: &OsStr) -> Result<(), Errno> {
             if n == b"." || n == b".." {
                 continue;
             }
-            children.push((OsStr::from_bytes(n).to_os_string(), ent.file_type() == FileType::Directory));
+            children.push((
+                OsStr::from_bytes(n).to_os_string(),
+                ent.file_type() == FileType::Directory,
+            ));
         }
     }
     for (child, is_dir) in children {

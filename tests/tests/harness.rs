@@ -469,7 +469,12 @@ fn test_env_is_private_and_cleans_up() {
         .env("RCOMPOSE_ROOT", &root)
         .spawn()
         .expect("spawn sleep");
-    assert_eq!(env.state_root().processes(), [straggler.id() as i32]);
+    // /proc/<pid>/environ only shows the new environment once the child has exec'd.
+    let tagged = (0..500).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        env.state_root().processes() == [straggler.id() as i32]
+    });
+    assert!(tagged, "the straggler is found by its RCOMPOSE_ROOT");
 
     drop(env);
     assert!(!root.exists(), "state root survived drop");

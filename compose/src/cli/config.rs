@@ -67,7 +67,16 @@ pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
         resolve_paths: !args.no_path_resolution,
     };
     let loaded = load_project(global, &args.services_filter, switches)?;
-    let mut value = loaded.to_value();
+    // Printed through the typed model: it fixes compose-go's field order and proves the model
+    // holds everything the loader produced.
+    let mut value = if args.no_interpolate || args.no_normalize {
+        // Without interpolation or normalisation values may not fit their types yet
+        // (`${PORT}` where a number belongs), so the tree is printed as loaded.
+        loaded.to_value()
+    } else {
+        serde_json::to_value(loaded.project()?)?
+    };
+    sort_maps(&mut value);
     if !args.services_filter.is_empty() {
         restrict(&mut value, &loaded.root, &args.services_filter)?;
     }
@@ -139,6 +148,47 @@ pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Sorts the keys of user-keyed maps, as docker compose prints them (Go sorts map keys).
+fn sort_maps(value: &mut Value) {
+    fn sort(v: &mut Value) {
+        if let Value::Object(m) = v {
+            let mut entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            *m = entries.into_iter().collect();
+        }
+    }
+    let Some(Value::Object(services)) = value.get_mut("services") else {
+        return;
+    };
+    for svc in services.values_mut() {
+        for k in [
+            "environment",
+            "labels",
+            "annotations",
+            "sysctls",
+            "extra_hosts",
+            "ulimits",
+        ] {
+            if let Some(v) = svc.get_mut(k) {
+                sort(v);
+            }
+        }
+        if let Some(build) = svc.get_mut("build") {
+            for k in ["args", "labels"] {
+                if let Some(v) = build.get_mut(k) {
+                    sort(v);
+                }
+            }
+        }
+        if let Some(v) = svc.get_mut("logging").and_then(|l| l.get_mut("options")) {
+            sort(v);
+        }
+        if let Some(v) = svc.get_mut("deploy").and_then(|d| d.get_mut("labels")) {
+            sort(v);
+        }
+    }
 }
 
 fn lines(items: impl IntoIterator<Item = String>) -> String {

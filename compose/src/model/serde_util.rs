@@ -256,7 +256,13 @@ pub fn parse_byte_size(text: &str) -> Option<i64> {
 fn value_to_bytes(value: &Value) -> Result<i64, String> {
     match value {
         Value::Number(_) => value_to_i64(value),
-        Value::String(s) => parse_byte_size(s).ok_or_else(|| format!("`{s}` is not a byte size")),
+        // Plain decimal first: this is also how negative sentinels (`-1`, unlimited swap) read.
+        Value::String(s) => s
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .or_else(|| parse_byte_size(s))
+            .ok_or_else(|| format!("`{s}` is not a byte size")),
         other => Err(format!("expected a byte size, found {}", describe(other))),
     }
 }
@@ -265,8 +271,9 @@ fn value_to_bytes(value: &Value) -> Result<i64, String> {
 pub(crate) mod bytes {
     use super::*;
 
+    /// compose-go prints byte sizes as decimal strings (`"536870912"`); so do we.
     pub fn serialize<S: Serializer>(value: &i64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(*value)
+        s.serialize_str(&value.to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
@@ -299,8 +306,9 @@ pub(crate) mod opt_bytes {
 pub(crate) mod int {
     use super::*;
 
+    /// compose-go prints byte sizes as decimal strings (`"536870912"`); so do we.
     pub fn serialize<S: Serializer>(value: &i64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_i64(*value)
+        s.serialize_str(&value.to_string())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {

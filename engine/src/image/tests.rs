@@ -16,7 +16,10 @@ pub(crate) fn fake_image(store: &ImageStore, files: &[&str], tag: Option<&str>) 
         let data = b.into_inner().unwrap();
         let digest = store.content.put_bytes(&data).unwrap();
         diffs.push(digest.clone());
-        layers.push((Descriptor::new(media::OCI_LAYER, digest, data.len() as u64), data));
+        layers.push((
+            Descriptor::new(media::OCI_LAYER, digest, data.len() as u64),
+            data,
+        ));
     }
     let chains = chain_ids(&diffs);
     let config = serde_json::json!({"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":diffs},
@@ -26,14 +29,26 @@ pub(crate) fn fake_image(store: &ImageStore, files: &[&str], tag: Option<&str>) 
     let manifest = serde_json::json!({"schemaVersion":2,"mediaType":media::OCI_MANIFEST,
         "config":{"mediaType":media::OCI_CONFIG,"digest":config_digest,"size":config_bytes.len()},
         "layers": layers.iter().map(|(d, _)| d.clone()).collect::<Vec<_>>()});
-    let manifest_digest = store.content.put_bytes(&serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let manifest_digest = store
+        .content
+        .put_bytes(&serde_json::to_vec(&manifest).unwrap())
+        .unwrap();
     let mut recs = Vec::new();
     let mut parent: Option<Digest> = None;
     for ((desc, data), chain) in layers.iter().zip(&chains) {
         let opts = UnpackOptions::default();
-        store.snapshots.create_with(chain, parent.as_ref(), |p| unpack_layer(&data[..], p, &opts)).unwrap();
+        store
+            .snapshots
+            .create_with(chain, parent.as_ref(), |p| {
+                unpack_layer(&data[..], p, &opts)
+            })
+            .unwrap();
         parent = Some(chain.clone());
-        recs.push(LayerRecord { descriptor: desc.clone(), diff_id: desc.digest.clone(), chain_id: chain.clone() });
+        recs.push(LayerRecord {
+            descriptor: desc.clone(),
+            diff_id: desc.digest.clone(),
+            chain_id: chain.clone(),
+        });
     }
     let rec = ImageRecord {
         id: config_digest,
@@ -46,7 +61,10 @@ pub(crate) fn fake_image(store: &ImageStore, files: &[&str], tag: Option<&str>) 
         size: 0,
         added: now_secs(),
     };
-    let tags: Vec<Reference> = tag.into_iter().map(|t| Reference::parse(t).unwrap()).collect();
+    let tags: Vec<Reference> = tag
+        .into_iter()
+        .map(|t| Reference::parse(t).unwrap())
+        .collect();
     store.add(rec.clone(), &tags).unwrap();
     rec
 }
@@ -61,21 +79,35 @@ fn tag_resolve_and_untag_vs_delete() {
     let store = ImageStore::open(root.path()).unwrap();
     let base = fake_image(&store, &["base"], Some("base:1"));
     let app = fake_image(&store, &["base", "app"], Some("app:latest"));
-    assert_eq!(base.layers[0].chain_id, app.layers[0].chain_id, "first layer snapshot is shared");
-    store.tag("app", &Reference::parse("app:v2").unwrap()).unwrap();
+    assert_eq!(
+        base.layers[0].chain_id, app.layers[0].chain_id,
+        "first layer snapshot is shared"
+    );
+    store
+        .tag("app", &Reference::parse("app:v2").unwrap())
+        .unwrap();
     assert_eq!(store.resolve("app:v2").unwrap().id, app.id);
     assert_eq!(store.resolve(&app.id.hex()[..8]).unwrap().id, app.id);
     assert_eq!(store.resolve(&app.id.to_string()).unwrap().id, app.id);
-    assert!(matches!(store.resolve("nope"), Err(ImageError::NotFound(_))));
+    assert!(matches!(
+        store.resolve("nope"),
+        Err(ImageError::NotFound(_))
+    ));
 
     // By id with two tags: refused without -f.
-    assert!(matches!(store.remove(app.id.short(), false, &no_containers), Err(ImageError::MultipleRepositories(_))));
+    assert!(matches!(
+        store.remove(app.id.short(), false, &no_containers),
+        Err(ImageError::MultipleRepositories(_))
+    ));
     // By tag while another remains: only untag.
     let ev = store.remove("app:v2", false, &no_containers).unwrap();
     assert_eq!(ev, vec![RemoveEvent::Untagged("app:v2".into())]);
     assert!(store.content.exists(&app.id));
     // Refused while in use.
-    assert!(matches!(store.remove("app", false, &|_| true), Err(ImageError::InUse(_))));
+    assert!(matches!(
+        store.remove("app", false, &|_| true),
+        Err(ImageError::InUse(_))
+    ));
     // Last tag: untag and delete; the shared base layer stays.
     let ev = store.remove("app", false, &no_containers).unwrap();
     assert_eq!(ev[0], RemoveEvent::Untagged("app:latest".into()));

@@ -47,12 +47,18 @@ pub struct RegistryClient {
 }
 
 fn http_err(url: &str) -> impl FnOnce(reqwest::Error) -> RegistryError + '_ {
-    move |source| RegistryError::Http { url: url.to_owned(), source }
+    move |source| RegistryError::Http {
+        url: url.to_owned(),
+        source,
+    }
 }
 
 impl RegistryClient {
     /// `creds`: the docker-compatible credential file (None: anonymous only).
-    pub fn new(config: EngineConfig, creds: Option<CredentialStore>) -> Result<RegistryClient, RegistryError> {
+    pub fn new(
+        config: EngineConfig,
+        creds: Option<CredentialStore>,
+    ) -> Result<RegistryClient, RegistryError> {
         let build = |insecure: bool| {
             reqwest::Client::builder()
                 .user_agent(USER_AGENT)
@@ -87,13 +93,24 @@ impl RegistryClient {
         let mut out = Vec::new();
         if reference.registry() == DEFAULT_REGISTRY {
             for m in &self.config.registry_mirrors {
-                let with_scheme = if m.contains("://") { m.clone() } else { format!("https://{m}") };
+                let with_scheme = if m.contains("://") {
+                    m.clone()
+                } else {
+                    format!("https://{m}")
+                };
                 match Url::parse(&with_scheme) {
                     Ok(url) => {
                         let host = host_port(&url);
-                        out.push(Endpoint { host: host.clone(), base: Some(url), auth_key: host, mirror: true });
+                        out.push(Endpoint {
+                            host: host.clone(),
+                            base: Some(url),
+                            auth_key: host,
+                            mirror: true,
+                        });
                     }
-                    Err(e) => tracing::warn!(mirror = %m, error = %e, "ignoring invalid registry mirror"),
+                    Err(e) => {
+                        tracing::warn!(mirror = %m, error = %e, "ignoring invalid registry mirror")
+                    }
                 }
             }
         }
@@ -103,8 +120,17 @@ impl RegistryClient {
 
     /// The registry's own endpoint (for push, which never goes to mirrors).
     pub fn endpoint_for(&self, registry: &str) -> Endpoint {
-        let host = if registry == DEFAULT_REGISTRY { DEFAULT_REGISTRY_HOST } else { registry };
-        Endpoint { host: host.to_owned(), base: None, auth_key: registry.to_owned(), mirror: false }
+        let host = if registry == DEFAULT_REGISTRY {
+            DEFAULT_REGISTRY_HOST
+        } else {
+            registry
+        };
+        Endpoint {
+            host: host.to_owned(),
+            base: None,
+            auth_key: registry.to_owned(),
+            mirror: false,
+        }
     }
 
     fn client_for(&self, host: &str) -> &reqwest::Client {
@@ -127,7 +153,13 @@ impl RegistryClient {
         let https = parse_url(&format!("https://{}/", ep.host))?;
         let chosen = if self.config.is_insecure(&ep.host) {
             let probe = https.join("v2/").map_err(|e| url_err(&ep.host, e))?;
-            match self.insecure.get(probe).timeout(Duration::from_secs(10)).send().await {
+            match self
+                .insecure
+                .get(probe)
+                .timeout(Duration::from_secs(10))
+                .send()
+                .await
+            {
                 Ok(_) => https,
                 Err(e) => {
                     tracing::debug!(host = %ep.host, error = %e, "HTTPS failed, using plain HTTP for insecure registry");
@@ -147,7 +179,9 @@ impl RegistryClient {
     }
 
     fn credentials(&self, ep: &Endpoint) -> Option<Credentials> {
-        self.override_creds.clone().or_else(|| self.creds.as_ref().and_then(|c| c.get(&ep.auth_key)))
+        self.override_creds
+            .clone()
+            .or_else(|| self.creds.as_ref().and_then(|c| c.get(&ep.auth_key)))
     }
 
     /// Sends a request built by `make` (called again for each attempt) with the authorization
@@ -173,7 +207,10 @@ impl RegistryClient {
             let resp = match result {
                 Ok(r) => r,
                 Err(e) => {
-                    let err = RegistryError::Http { url: base.to_string(), source: e };
+                    let err = RegistryError::Http {
+                        url: base.to_string(),
+                        source: e,
+                    };
                     if attempt < MAX_ATTEMPTS && err.is_transient() {
                         backoff(attempt, &err).await;
                         continue;
@@ -184,10 +221,18 @@ impl RegistryClient {
             let status = resp.status();
             if status == StatusCode::UNAUTHORIZED && !authed_once {
                 authed_once = true;
-                let challenge = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(parse_challenge);
+                let challenge = resp
+                    .headers()
+                    .get(WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_challenge);
                 let url = resp.url().to_string();
                 let Some(challenge) = challenge else {
-                    return Err(RegistryError::Unauthorized { url, registry: ep.auth_key.clone(), body: String::new() });
+                    return Err(RegistryError::Unauthorized {
+                        url,
+                        registry: ep.auth_key.clone(),
+                        body: String::new(),
+                    });
                 };
                 let header = self.authorize(ep, &challenge, scope).await?;
                 self.lock().auth.insert(key.clone(), header);
@@ -197,10 +242,20 @@ impl RegistryClient {
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                 let url = resp.url().to_string();
                 let body = resp.text().await.unwrap_or_default();
-                return Err(RegistryError::Unauthorized { url, registry: ep.auth_key.clone(), body });
+                return Err(RegistryError::Unauthorized {
+                    url,
+                    registry: ep.auth_key.clone(),
+                    body,
+                });
             }
-            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < MAX_ATTEMPTS {
-                let err = RegistryError::Status { url: resp.url().to_string(), status: status.as_u16(), body: String::new() };
+            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error())
+                && attempt < MAX_ATTEMPTS
+            {
+                let err = RegistryError::Status {
+                    url: resp.url().to_string(),
+                    status: status.as_u16(),
+                    body: String::new(),
+                };
                 backoff(attempt, &err).await;
                 continue;
             }
@@ -209,21 +264,35 @@ impl RegistryClient {
     }
 
     /// Answers a challenge: a basic header from credentials, or a bearer token from the realm.
-    async fn authorize(&self, ep: &Endpoint, challenge: &Challenge, scope: &str) -> Result<String, RegistryError> {
+    async fn authorize(
+        &self,
+        ep: &Endpoint,
+        challenge: &Challenge,
+        scope: &str,
+    ) -> Result<String, RegistryError> {
         let creds = self.credentials(ep);
         match challenge {
             Challenge::Basic => match creds {
                 Some(c) => Ok(basic_header(&c)),
-                None => Err(RegistryError::Unauthorized { url: ep.host.clone(), registry: ep.auth_key.clone(), body: String::new() }),
+                None => Err(RegistryError::Unauthorized {
+                    url: ep.host.clone(),
+                    registry: ep.auth_key.clone(),
+                    body: String::new(),
+                }),
             },
-            Challenge::Bearer { realm, service, scope: challenged } => {
+            Challenge::Bearer {
+                realm,
+                service,
+                scope: challenged,
+            } => {
                 let mut url = parse_url(realm)?;
                 {
                     let mut q = url.query_pairs_mut();
                     if let Some(s) = service {
                         q.append_pair("service", s);
                     }
-                    let mut scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+                    let mut scopes: Vec<&str> =
+                        scope.split(' ').filter(|s| !s.is_empty()).collect();
                     if let Some(c) = challenged {
                         if !scopes.contains(&c.as_str()) {
                             scopes.push(c);
@@ -241,14 +310,24 @@ impl RegistryClient {
                 if let Some(c) = &creds {
                     rb = rb.header(AUTHORIZATION, basic_header(c));
                 }
-                let resp = rb.send().await.map_err(|e| RegistryError::Token { realm: realm.clone(), message: e.to_string() })?;
+                let resp = rb.send().await.map_err(|e| RegistryError::Token {
+                    realm: realm.clone(),
+                    message: e.to_string(),
+                })?;
                 let status = resp.status();
                 if !status.is_success() {
                     let body = resp.text().await.unwrap_or_default();
                     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                        return Err(RegistryError::Unauthorized { url: realm.clone(), registry: ep.auth_key.clone(), body });
+                        return Err(RegistryError::Unauthorized {
+                            url: realm.clone(),
+                            registry: ep.auth_key.clone(),
+                            body,
+                        });
                     }
-                    return Err(RegistryError::Token { realm: realm.clone(), message: format!("HTTP {status}: {}", body.trim()) });
+                    return Err(RegistryError::Token {
+                        realm: realm.clone(),
+                        message: format!("HTTP {status}: {}", body.trim()),
+                    });
                 }
                 #[derive(serde::Deserialize)]
                 struct Token {
@@ -257,11 +336,18 @@ impl RegistryClient {
                     #[serde(default)]
                     access_token: Option<String>,
                 }
-                let t: Token = resp.json().await.map_err(|e| RegistryError::Token { realm: realm.clone(), message: e.to_string() })?;
-                let tok = t.token.or(t.access_token).filter(|t| !t.is_empty()).ok_or_else(|| RegistryError::Token {
+                let t: Token = resp.json().await.map_err(|e| RegistryError::Token {
                     realm: realm.clone(),
-                    message: "response has no token".to_owned(),
+                    message: e.to_string(),
                 })?;
+                let tok = t
+                    .token
+                    .or(t.access_token)
+                    .filter(|t| !t.is_empty())
+                    .ok_or_else(|| RegistryError::Token {
+                        realm: realm.clone(),
+                        message: "response has no token".to_owned(),
+                    })?;
                 Ok(format!("Bearer {tok}"))
             }
         }
@@ -270,13 +356,19 @@ impl RegistryClient {
     /// `GET /v2/` with authentication: checks that the registry answers and that the client's
     /// credentials are accepted (what `login` verifies).
     pub async fn check(&self, ep: &Endpoint) -> Result<(), RegistryError> {
-        let resp = self.send(ep, "", |c, base| Ok(c.get(join(base, "v2/")?))).await?;
+        let resp = self
+            .send(ep, "", |c, base| Ok(c.get(join(base, "v2/")?)))
+            .await?;
         let status = resp.status();
         if status.is_success() {
             Ok(())
         } else {
             let url = resp.url().to_string();
-            Err(RegistryError::Status { url, status: status.as_u16(), body: resp.text().await.unwrap_or_default() })
+            Err(RegistryError::Status {
+                url,
+                status: status.as_u16(),
+                body: resp.text().await.unwrap_or_default(),
+            })
         }
     }
 }
@@ -288,7 +380,10 @@ async fn backoff(attempt: u32, err: &RegistryError) {
 }
 
 fn basic_header(c: &Credentials) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password)))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password))
+    )
 }
 
 fn host_port(url: &Url) -> String {
@@ -300,7 +395,10 @@ fn host_port(url: &Url) -> String {
 }
 
 fn url_err(url: &str, e: impl std::fmt::Display) -> RegistryError {
-    RegistryError::Url { url: url.to_owned(), message: e.to_string() }
+    RegistryError::Url {
+        url: url.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 pub(crate) fn parse_url(s: &str) -> Result<Url, RegistryError> {

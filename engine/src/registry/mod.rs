@@ -27,15 +27,27 @@ pub enum RegistryError {
     #[error("{url}: {source}")]
     Http { url: String, source: reqwest::Error },
     #[error("{url}: unexpected HTTP status {status}{}", body_suffix(.body))]
-    Status { url: String, status: u16, body: String },
+    Status {
+        url: String,
+        status: u16,
+        body: String,
+    },
     #[error("{url}: unauthorized: authentication required (try `rcompose login {registry}`){}", body_suffix(.body))]
-    Unauthorized { url: String, registry: String, body: String },
+    Unauthorized {
+        url: String,
+        registry: String,
+        body: String,
+    },
     #[error("manifest unknown: {reference} not found in the registry")]
     ManifestUnknown { reference: String },
     #[error("fetching a token from {realm}: {message}")]
     Token { realm: String, message: String },
     #[error("registry returned manifest {actual} for {reference}, expected {expected}")]
-    ManifestDigest { reference: String, expected: Digest, actual: Digest },
+    ManifestDigest {
+        reference: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("layer {digest} has external URLs only (foreign layer); not supported")]
     ForeignLayer { digest: Digest },
     #[error("image config {0} lists a different number of layers than its manifest")]
@@ -80,3 +92,8 @@ impl RegistryError {
         }
     }
 }
+
+#[cfg(test)]
+mod mock;
+#[cfg(test)]
+mod tests;

@@ -14,7 +14,7 @@ use tokio::sync::Semaphore;
 use super::client::{join, pull_scope, Endpoint, RegistryClient};
 use super::RegistryError;
 use crate::content::{ContentStore, Ingest, TryIngest};
-use crate::digest::{Digest, Hasher};
+use crate::digest::Digest;
 use crate::image::{now_secs, ImageRecord, ImageStore, LayerRecord};
 use crate::manifest::{media, AnyManifest, Descriptor, ImageConfig, Manifest, Platform};
 use crate::reference::Reference;
@@ -76,18 +76,27 @@ pub async fn pull(
         match pull_from(client, store, ep, reference, opts, progress.clone()).await {
             Ok(o) => return Ok(o),
             Err(e) if i < last => {
-                progress(PullEvent::EndpointFailed { host: ep.host.clone(), error: e.to_string() });
+                progress(PullEvent::EndpointFailed {
+                    host: ep.host.clone(),
+                    error: e.to_string(),
+                });
                 tracing::warn!(mirror = %ep.host, error = %e, "mirror failed, trying next endpoint");
                 errors.push(format!("{}: {e}", ep.host));
             }
             Err(e) if errors.is_empty() => return Err(e),
             Err(e) => {
                 errors.push(format!("{}: {e}", ep.host));
-                return Err(RegistryError::AllEndpointsFailed { reference: reference.familiar(), errors: errors.join("; ") });
+                return Err(RegistryError::AllEndpointsFailed {
+                    reference: reference.familiar(),
+                    errors: errors.join("; "),
+                });
             }
         }
     }
-    Err(RegistryError::AllEndpointsFailed { reference: reference.familiar(), errors: errors.join("; ") })
+    Err(RegistryError::AllEndpointsFailed {
+        reference: reference.familiar(),
+        errors: errors.join("; "),
+    })
 }
 
 async fn pull_from(
@@ -105,26 +114,48 @@ async fn pull_from(
         (None, Some(t)) => t.to_owned(),
         (None, None) => crate::reference::DEFAULT_TAG.to_owned(),
     };
-    progress(PullEvent::PullingFrom { tag: tag_or_digest.clone(), repository: reference.familiar_name() });
+    progress(PullEvent::PullingFrom {
+        tag: tag_or_digest.clone(),
+        repository: reference.familiar_name(),
+    });
 
-    let (bytes, ct, top_digest) = fetch_manifest(client, ep, reference, &tag_or_digest, reference.digest()).await?;
+    let (bytes, ct, top_digest) =
+        fetch_manifest(client, ep, reference, &tag_or_digest, reference.digest()).await?;
     let mut index_digest = None;
-    let (manifest_bytes, manifest_digest, manifest_mt) = match AnyManifest::parse(&bytes, ct.as_deref())? {
-        AnyManifest::Index(idx) => {
-            let desc = idx.select(&wanted)?.clone();
-            store.content.put_bytes(&bytes)?;
-            index_digest = Some(top_digest.clone());
-            let (b, ct2, d) = fetch_manifest(client, ep, reference, &desc.digest.to_string(), Some(&desc.digest)).await?;
-            let mt = ct2.filter(|c| media::is_manifest(c)).unwrap_or(desc.media_type.clone());
-            (b, d, mt)
+    let (manifest_bytes, manifest_digest, manifest_mt) =
+        match AnyManifest::parse(&bytes, ct.as_deref())? {
+            AnyManifest::Index(idx) => {
+                let desc = idx.select(&wanted)?.clone();
+                store.content.put_bytes(&bytes)?;
+                index_digest = Some(top_digest.clone());
+                let (b, ct2, d) = fetch_manifest(
+                    client,
+                    ep,
+                    reference,
+                    &desc.digest.to_string(),
+                    Some(&desc.digest),
+                )
+                .await?;
+                let mt = ct2
+                    .filter(|c| media::is_manifest(c))
+                    .unwrap_or(desc.media_type.clone());
+                (b, d, mt)
+            }
+            AnyManifest::Image(m) => {
+                let mt = m
+                    .media_type
+                    .clone()
+                    .or(ct)
+                    .unwrap_or_else(|| media::OCI_MANIFEST.to_owned());
+                (bytes, top_digest.clone(), mt)
+            }
+        };
+    let manifest: Manifest = serde_json::from_slice(&manifest_bytes).map_err(|source| {
+        crate::manifest::ManifestError::Json {
+            what: "manifest",
+            source,
         }
-        AnyManifest::Image(m) => {
-            let mt = m.media_type.clone().or(ct).unwrap_or_else(|| media::OCI_MANIFEST.to_owned());
-            (bytes, top_digest.clone(), mt)
-        }
-    };
-    let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
-        .map_err(|source| crate::manifest::ManifestError::Json { what: "manifest", source })?;
+    })?;
 
     let config_bytes = if store.content.exists(&manifest.config.digest) {
         store.content.read(&manifest.config.digest)?
@@ -135,7 +166,9 @@ async fn pull_from(
     let config = ImageConfig::parse(&config_bytes)?;
     let diff_ids = config.rootfs.diff_ids.clone();
     if diff_ids.len() != manifest.layers.len() {
-        return Err(RegistryError::LayerCountMismatch(manifest.config.digest.clone()));
+        return Err(RegistryError::LayerCountMismatch(
+            manifest.config.digest.clone(),
+        ));
     }
     let chains = chain_ids(&diff_ids);
 
@@ -143,35 +176,69 @@ async fn pull_from(
     let mut jobs = Vec::new();
     for (i, layer) in manifest.layers.iter().enumerate() {
         let id = layer.digest.short().to_owned();
-        if layer.urls.iter().any(|_| true) && layer.media_type == media::DOCKER_FOREIGN_LAYER {
-            return Err(RegistryError::ForeignLayer { digest: layer.digest.clone() });
+        if layer.media_type == media::DOCKER_FOREIGN_LAYER {
+            return Err(RegistryError::ForeignLayer {
+                digest: layer.digest.clone(),
+            });
         }
         if store.snapshots.exists(&chains[i]) && store.content.exists(&layer.digest) {
-            progress(PullEvent::Layer { id, status: LayerStatus::AlreadyExists });
+            progress(PullEvent::Layer {
+                id,
+                status: LayerStatus::AlreadyExists,
+            });
             continue;
         }
-        progress(PullEvent::Layer { id: id.clone(), status: LayerStatus::Waiting });
+        progress(PullEvent::Layer {
+            id: id.clone(),
+            status: LayerStatus::Waiting,
+        });
         let sem = sem.clone();
         let progress = progress.clone();
-        let parent = if i == 0 { None } else { Some(chains[i - 1].clone()) };
+        let parent = if i == 0 {
+            None
+        } else {
+            Some(chains[i - 1].clone())
+        };
         let chain = chains[i].clone();
         let diff_id = diff_ids[i].clone();
         let layer = layer.clone();
         jobs.push(async move {
             {
-                let _permit = sem.acquire().await.map_err(|e| RegistryError::Task(e.to_string()))?;
-                download_blob(client, ep, repo, &layer, &store.content, Some((&id, &progress))).await?;
+                let _permit = sem
+                    .acquire()
+                    .await
+                    .map_err(|e| RegistryError::Task(e.to_string()))?;
+                download_blob(
+                    client,
+                    ep,
+                    repo,
+                    &layer,
+                    &store.content,
+                    Some((&id, &progress)),
+                )
+                .await?;
             }
-            progress(PullEvent::Layer { id: id.clone(), status: LayerStatus::DownloadComplete });
+            progress(PullEvent::Layer {
+                id: id.clone(),
+                status: LayerStatus::DownloadComplete,
+            });
             if !store.snapshots.exists(&chain) {
-                progress(PullEvent::Layer { id: id.clone(), status: LayerStatus::Extracting });
+                progress(PullEvent::Layer {
+                    id: id.clone(),
+                    status: LayerStatus::Extracting,
+                });
                 let snapshots = store.snapshots.clone();
                 let content = store.content.clone();
                 let blob = layer.digest.clone();
                 tokio::task::spawn_blocking(move || -> Result<(), RegistryError> {
-                    let opts = UnpackOptions { expected_diff_id: Some(diff_id), ..UnpackOptions::default() };
+                    let opts = UnpackOptions {
+                        expected_diff_id: Some(diff_id),
+                        ..UnpackOptions::default()
+                    };
                     snapshots.create_with(&chain, parent.as_ref(), |dir| {
-                        let f = content.open_blob(&blob).map_err(|e| crate::unpack::UnpackError::Archive(std::io::Error::other(e)))?;
+                        let f = content.open_blob(&blob).map_err(|e| {
+                            crate::unpack::UnpackError::Archive(std::io::Error::other(e))
+                        })?;
                         unpack_layer(f, dir, &opts)
                     })?;
                     Ok(())
@@ -179,7 +246,10 @@ async fn pull_from(
                 .await
                 .map_err(|e| RegistryError::Task(e.to_string()))??;
             }
-            progress(PullEvent::Layer { id, status: LayerStatus::PullComplete });
+            progress(PullEvent::Layer {
+                id,
+                status: LayerStatus::PullComplete,
+            });
             Ok::<(), RegistryError>(())
         });
     }
@@ -188,12 +258,22 @@ async fn pull_from(
     let mut layers = Vec::new();
     let mut size = 0;
     for ((desc, diff), chain) in manifest.layers.iter().zip(&diff_ids).zip(&chains) {
-        size += store.snapshots.info(chain).map(|i| i.size).unwrap_or(desc.size);
-        layers.push(LayerRecord { descriptor: desc.clone(), diff_id: diff.clone(), chain_id: chain.clone() });
+        size += store
+            .snapshots
+            .info(chain)
+            .map(|i| i.size)
+            .unwrap_or(desc.size);
+        layers.push(LayerRecord {
+            descriptor: desc.clone(),
+            diff_id: diff.clone(),
+            chain_id: chain.clone(),
+        });
     }
     store.content.put_bytes(&manifest_bytes)?;
     let before = store.index()?;
-    let tag_ref = reference.tag().and_then(|t| reference.without_tag().with_tag(t).ok());
+    let tag_ref = reference
+        .tag()
+        .and_then(|t| reference.without_tag().with_tag(t).ok());
     let up_to_date = tag_ref
         .as_ref()
         .is_some_and(|t| before.tags.get(&t.to_string()) == Some(&manifest_digest))
@@ -203,7 +283,10 @@ async fn pull_from(
         manifest: manifest_digest,
         manifest_media_type: manifest_mt,
         index: index_digest,
-        repo_digests: vec![reference.without_tag().with_digest(top_digest.clone()).to_string()],
+        repo_digests: vec![reference
+            .without_tag()
+            .with_digest(top_digest.clone())
+            .to_string()],
         layers,
         created: config.created.clone(),
         size,
@@ -211,7 +294,11 @@ async fn pull_from(
     };
     let tags: Vec<Reference> = tag_ref.into_iter().collect();
     store.add(record.clone(), &tags)?;
-    Ok(PullOutcome { record, digest: top_digest, up_to_date })
+    Ok(PullOutcome {
+        record,
+        digest: top_digest,
+        up_to_date,
+    })
 }
 
 /// GETs a manifest; returns its bytes, content type and digest (verified when `expect` is given).
@@ -225,23 +312,47 @@ async fn fetch_manifest(
     let repo = reference.repository();
     let path = format!("v2/{repo}/manifests/{tag_or_digest}");
     let resp = client
-        .send(ep, &pull_scope(repo), |c, base| Ok(c.get(join(base, &path)?).header(ACCEPT, media::ACCEPT_MANIFESTS)))
+        .send(ep, &pull_scope(repo), |c, base| {
+            Ok(c.get(join(base, &path)?)
+                .header(ACCEPT, media::ACCEPT_MANIFESTS))
+        })
         .await?;
     let status = resp.status();
     let url = resp.url().to_string();
     if status == StatusCode::NOT_FOUND {
-        return Err(RegistryError::ManifestUnknown { reference: format!("{}:{tag_or_digest}", reference.familiar_name()) });
+        return Err(RegistryError::ManifestUnknown {
+            reference: format!("{}:{tag_or_digest}", reference.familiar_name()),
+        });
     }
     if !status.is_success() {
         let body = resp.text().await.unwrap_or_default();
-        return Err(RegistryError::Status { url, status: status.as_u16(), body });
+        return Err(RegistryError::Status {
+            url,
+            status: status.as_u16(),
+            body,
+        });
     }
-    let ct = resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|s| s.split(';').next().unwrap_or(s).trim().to_owned());
-    let bytes = resp.bytes().await.map_err(|source| RegistryError::Http { url: url.clone(), source })?.to_vec();
+    let ct = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.split(';').next().unwrap_or(s).trim().to_owned());
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|source| RegistryError::Http {
+            url: url.clone(),
+            source,
+        })?
+        .to_vec();
     let digest = Digest::of(&bytes);
     if let Some(want) = expect {
         if *want != digest {
-            return Err(RegistryError::ManifestDigest { reference: url, expected: want.clone(), actual: digest });
+            return Err(RegistryError::ManifestDigest {
+                reference: url,
+                expected: want.clone(),
+                actual: digest,
+            });
         }
     }
     Ok((bytes, ct, digest))
@@ -270,24 +381,41 @@ pub(crate) async fn download_blob(
             }
         };
         let result: Result<(), RegistryError> = async {
-            let resp = client.send(ep, &pull_scope(repo), |c, base| Ok(c.get(join(base, &path)?))).await?;
+            let resp = client
+                .send(ep, &pull_scope(repo), |c, base| {
+                    Ok(c.get(join(base, &path)?))
+                })
+                .await?;
             let status = resp.status();
             let url = resp.url().to_string();
             if !status.is_success() {
                 let body = resp.text().await.unwrap_or_default();
-                return Err(RegistryError::Status { url, status: status.as_u16(), body });
+                return Err(RegistryError::Status {
+                    url,
+                    status: status.as_u16(),
+                    body,
+                });
             }
             let mut stream = resp.bytes_stream();
             let mut last_report = 0u64;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|source| RegistryError::Http { url: url.clone(), source })?;
+                let chunk = chunk.map_err(|source| RegistryError::Http {
+                    url: url.clone(),
+                    source,
+                })?;
                 writer.write(&chunk)?;
                 if let Some((id, p)) = progress {
                     let done = writer.written();
                     // Report every 256 KiB at most: a callback per TCP read is wasted work.
                     if done - last_report >= 256 * 1024 || done == desc.size {
                         last_report = done;
-                        p(PullEvent::Layer { id: id.to_owned(), status: LayerStatus::Downloading { done, total: desc.size } });
+                        p(PullEvent::Layer {
+                            id: id.to_owned(),
+                            status: LayerStatus::Downloading {
+                                done,
+                                total: desc.size,
+                            },
+                        });
                     }
                 }
             }
@@ -297,7 +425,10 @@ pub(crate) async fn download_blob(
         match result {
             Ok(()) => {
                 if let Some((id, p)) = progress {
-                    p(PullEvent::Layer { id: id.to_owned(), status: LayerStatus::Verifying });
+                    p(PullEvent::Layer {
+                        id: id.to_owned(),
+                        status: LayerStatus::Verifying,
+                    });
                 }
                 writer.commit()?;
                 return Ok(());
@@ -305,19 +436,17 @@ pub(crate) async fn download_blob(
             Err(e) if attempt < ATTEMPTS && e.is_transient() => {
                 drop(writer);
                 if let Some((id, p)) = progress {
-                    p(PullEvent::Layer { id: id.to_owned(), status: LayerStatus::Retrying { attempt, error: e.to_string() } });
+                    p(PullEvent::Layer {
+                        id: id.to_owned(),
+                        status: LayerStatus::Retrying {
+                            attempt,
+                            error: e.to_string(),
+                        },
+                    });
                 }
                 tokio::time::sleep(Duration::from_millis(300u64 << attempt)).await;
             }
             Err(e) => return Err(e),
         }
     }
-}
-
-/// sha256 of a byte slice (re-exported for tests of the pull path).
-#[allow(dead_code)]
-fn digest_of(bytes: &[u8]) -> Digest {
-    let mut h = Hasher::new();
-    h.update(bytes);
-    h.finish()
 }

@@ -43,16 +43,26 @@ fn e(name: &str, kind: u8) -> E {
     }
 }
 fn file(name: &str, data: &str) -> E {
-    E { data: data.as_bytes().to_vec(), ..e(name, b'0') }
+    E {
+        data: data.as_bytes().to_vec(),
+        ..e(name, b'0')
+    }
 }
 fn dir(name: &str) -> E {
     e(name, b'5')
 }
 fn symlink(name: &str, target: &str) -> E {
-    E { link: target.as_bytes().to_vec(), mode: 0o777, ..e(name, b'2') }
+    E {
+        link: target.as_bytes().to_vec(),
+        mode: 0o777,
+        ..e(name, b'2')
+    }
 }
 fn hardlink(name: &str, target: &str) -> E {
-    E { link: target.as_bytes().to_vec(), ..e(name, b'1') }
+    E {
+        link: target.as_bytes().to_vec(),
+        ..e(name, b'1')
+    }
 }
 
 fn octal(field: &mut [u8], v: u64) {
@@ -85,7 +95,7 @@ fn header(name: &[u8], kind: u8, link: &[u8], size: u64, x: &E) -> [u8; 512] {
 }
 
 fn pad(out: &mut Vec<u8>) {
-    while out.len() % 512 != 0 {
+    while !out.len().is_multiple_of(512) {
         out.push(0);
     }
 }
@@ -124,8 +134,16 @@ fn tar(entries: &[E]) -> Vec<u8> {
             out.extend_from_slice(&body);
             pad(&mut out);
         }
-        let name: &[u8] = if x.gnu_long_name { b"placeholder" } else { &x.name };
-        let link: &[u8] = if x.gnu_long_link { b"placeholder" } else { &x.link };
+        let name: &[u8] = if x.gnu_long_name {
+            b"placeholder"
+        } else {
+            &x.name
+        };
+        let link: &[u8] = if x.gnu_long_link {
+            b"placeholder"
+        } else {
+            &x.link
+        };
         out.extend_from_slice(&header(name, x.kind, link, x.data.len() as u64, x));
         out.extend_from_slice(&x.data);
         pad(&mut out);
@@ -144,7 +162,10 @@ struct Sandbox {
 }
 
 fn sandbox() -> Sandbox {
-    assert!(rustix::process::geteuid().is_root(), "unpack tests need root (mknod, chown, trusted xattrs)");
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "unpack tests need root (mknod, chown, trusted xattrs)"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().to_path_buf();
     let dest = base.join("snap/fs");
@@ -154,7 +175,12 @@ fn sandbox() -> Sandbox {
     fs::write(outside.join("victim"), "original").unwrap();
     fs::write(base.join("x"), "sentinel").unwrap();
     fs::write(base.join("snap/x"), "sentinel").unwrap();
-    Sandbox { _tmp: tmp, base, dest, outside }
+    Sandbox {
+        _tmp: tmp,
+        base,
+        dest,
+        outside,
+    }
 }
 
 /// Everything under `base` except the destination: path → (type+mode, size, content, xattrs).
@@ -198,7 +224,11 @@ fn hostile(entries: Vec<E>, want: Option<UnsafeReason>) -> Sandbox {
         (None, Ok(_)) => {}
         _ => panic!("expected {want:?}, got {r:?}"),
     }
-    assert_eq!(snapshot_outside(&s), before, "something outside the destination changed");
+    assert_eq!(
+        snapshot_outside(&s),
+        before,
+        "something outside the destination changed"
+    );
     for p in ["/x", "/etc/x", "/rcompose-evil", "/etc/rcompose-evil"] {
         assert!(!Path::new(p).exists(), "{p} was created");
     }
@@ -219,13 +249,19 @@ fn refuses_absolute() {
 
 #[test]
 fn refuses_dotdot_inside_path() {
-    hostile(vec![dir("a"), file("a/../../x", "evil")], Some(ParentComponent));
+    hostile(
+        vec![dir("a"), file("a/../../x", "evil")],
+        Some(ParentComponent),
+    );
     hostile(vec![file("./../x", "evil")], Some(ParentComponent));
 }
 
 #[test]
 fn refuses_write_through_symlink_to_root() {
-    hostile(vec![symlink("l", "/"), file("l/rcompose-evil", "evil")], Some(Escapes));
+    hostile(
+        vec![symlink("l", "/"), file("l/rcompose-evil", "evil")],
+        Some(Escapes),
+    );
 }
 
 #[test]
@@ -239,21 +275,37 @@ fn refuses_write_through_absolute_symlink_to_real_dir() {
     let out = s.outside.to_str().unwrap().to_owned();
     drop(s);
     // The absolute path exists on the host; the write must still not land there.
-    let s = hostile(vec![symlink("l", &out), file("l/new", "evil")], Some(Escapes));
+    let s = hostile(
+        vec![symlink("l", &out), file("l/new", "evil")],
+        Some(Escapes),
+    );
     assert!(!s.outside.join("new").exists());
 }
 
 #[test]
 fn refuses_symlink_chain_escape() {
     hostile(
-        vec![dir("d"), symlink("a", "b"), symlink("b", "d/c"), symlink("d/c", "../.."), file("a/x", "evil")],
+        vec![
+            dir("d"),
+            symlink("a", "b"),
+            symlink("b", "d/c"),
+            symlink("d/c", "../.."),
+            file("a/x", "evil"),
+        ],
         Some(Escapes),
     );
 }
 
 #[test]
 fn refuses_nested_relative_symlink_escape() {
-    hostile(vec![dir("sub/deep"), symlink("sub/deep/l", "../../.."), file("sub/deep/l/x", "evil")], Some(Escapes));
+    hostile(
+        vec![
+            dir("sub/deep"),
+            symlink("sub/deep/l", "../../.."),
+            file("sub/deep/l/x", "evil"),
+        ],
+        Some(Escapes),
+    );
 }
 
 #[test]
@@ -271,8 +323,14 @@ fn refuses_hardlink_through_symlink() {
     let s = sandbox();
     let out = s.outside.to_str().unwrap().to_owned();
     drop(s);
-    hostile(vec![symlink("l", &out), hardlink("h", "l/victim")], Some(LinkTargetEscapes));
-    hostile(vec![symlink("l", ".."), hardlink("h", "l/x")], Some(LinkTargetEscapes));
+    hostile(
+        vec![symlink("l", &out), hardlink("h", "l/victim")],
+        Some(LinkTargetEscapes),
+    );
+    hostile(
+        vec![symlink("l", ".."), hardlink("h", "l/x")],
+        Some(LinkTargetEscapes),
+    );
 }
 
 #[test]
@@ -285,8 +343,14 @@ fn refuses_whiteout_through_symlink() {
     let s = sandbox();
     let out = s.outside.to_str().unwrap().to_owned();
     drop(s);
-    let s = hostile(vec![symlink("l", &out), file("l/.wh.victim", "")], Some(Escapes));
-    assert_eq!(fs::read_to_string(s.outside.join("victim")).unwrap(), "original");
+    let s = hostile(
+        vec![symlink("l", &out), file("l/.wh.victim", "")],
+        Some(Escapes),
+    );
+    assert_eq!(
+        fs::read_to_string(s.outside.join("victim")).unwrap(),
+        "original"
+    );
     hostile(vec![symlink("l", ".."), file("l/.wh.x", "")], Some(Escapes));
 }
 
@@ -295,7 +359,10 @@ fn refuses_opaque_marker_through_symlink() {
     let s = sandbox();
     let out = s.outside.to_str().unwrap().to_owned();
     drop(s);
-    hostile(vec![symlink("l", &out), file("l/.wh..wh..opq", "")], Some(Escapes));
+    hostile(
+        vec![symlink("l", &out), file("l/.wh..wh..opq", "")],
+        Some(Escapes),
+    );
 }
 
 #[test]
@@ -323,7 +390,8 @@ fn refuses_pax_path_override() {
 #[test]
 fn refuses_pax_linkpath_override() {
     let mut h = hardlink("h", "fine");
-    h.pax.push(("linkpath".into(), b"../../etc/passwd".to_vec()));
+    h.pax
+        .push(("linkpath".into(), b"../../etc/passwd".to_vec()));
     hostile(vec![file("fine", "x"), h], Some(LinkTargetEscapes));
 }
 
@@ -346,7 +414,10 @@ fn refuses_gnu_longlink_escape() {
 #[test]
 fn refuses_reserved_overlay_xattr() {
     let mut d = dir("d");
-    d.pax.push(("SCHILY.xattr.trusted.overlay.redirect".into(), b"/etc".to_vec()));
+    d.pax.push((
+        "SCHILY.xattr.trusted.overlay.redirect".into(),
+        b"/etc".to_vec(),
+    ));
     hostile(vec![d], Some(ReservedXattr));
 }
 
@@ -361,7 +432,10 @@ fn directory_replaces_symlink_pointing_outside() {
     let m = fs::symlink_metadata(s.dest.join("d")).unwrap();
     assert!(m.is_dir());
     assert_eq!(fs::read_to_string(s.dest.join("d/victim")).unwrap(), "mine");
-    assert_eq!(fs::read_to_string(s.outside.join("victim")).unwrap(), "original");
+    assert_eq!(
+        fs::read_to_string(s.outside.join("victim")).unwrap(),
+        "original"
+    );
 }
 
 #[test]
@@ -378,14 +452,27 @@ fn hardlink_to_outside_symlink_links_the_symlink_itself() {
     let s = sandbox();
     let victim = s.outside.join("victim").to_str().unwrap().to_owned();
     drop(s);
-    let s = hostile(vec![symlink("s", &victim), hardlink("h", "s"), file("h", "overwrite")], None);
-    assert!(fs::symlink_metadata(s.dest.join("s")).unwrap().file_type().is_symlink());
+    let s = hostile(
+        vec![
+            symlink("s", &victim),
+            hardlink("h", "s"),
+            file("h", "overwrite"),
+        ],
+        None,
+    );
+    assert!(fs::symlink_metadata(s.dest.join("s"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(fs::read_to_string(s.dest.join("h")).unwrap(), "overwrite");
 }
 
 #[test]
 fn dangling_symlink_parent_is_refused() {
-    hostile(vec![symlink("l", "nowhere"), file("l/x", "evil")], Some(Escapes));
+    hostile(
+        vec![symlink("l", "nowhere"), file("l/x", "evil")],
+        Some(Escapes),
+    );
 }
 
 // ---- faithful unpacking ----
@@ -401,7 +488,8 @@ fn unpacks_everything_faithfully() {
     f.uid = 1234;
     f.gid = 5678;
     f.mtime = 1_234_567;
-    f.pax.push(("SCHILY.xattr.user.note".into(), b"kept".to_vec()));
+    f.pax
+        .push(("SCHILY.xattr.user.note".into(), b"kept".to_vec()));
     let mut c = e("dev/null", b'3');
     c.dev = (1, 3);
     c.mode = 0o666;
@@ -440,23 +528,39 @@ fn unpacks_everything_faithfully() {
     assert_eq!((conf.uid(), conf.gid()), (1234, 5678));
     assert_eq!(conf.mtime(), 1_234_567);
     assert_eq!(conf.nlink(), 2);
-    assert_eq!(fs::metadata(root.join("etc/conf-link")).unwrap().ino(), conf.ino());
+    assert_eq!(
+        fs::metadata(root.join("etc/conf-link")).unwrap().ino(),
+        conf.ino()
+    );
     let mut buf = [0u8; 16];
     let n = rustix::fs::getxattr(root.join("etc/conf"), "user.note", &mut buf[..]).unwrap();
     assert_eq!(&buf[..n], b"kept");
     let etc = fs::metadata(root.join("etc")).unwrap();
     assert_eq!(etc.mode() & 0o7777, 0o750);
-    assert_eq!(etc.mtime(), 1_000_000, "directory mtime must be applied after its children");
+    assert_eq!(
+        etc.mtime(),
+        1_000_000,
+        "directory mtime must be applied after its children"
+    );
     let null = fs::symlink_metadata(root.join("dev/null")).unwrap();
     assert!(null.file_type().is_char_device());
     assert_eq!(null.rdev(), rustix::fs::makedev(1, 3));
     assert_eq!(null.mode() & 0o777, 0o666);
-    assert!(fs::symlink_metadata(root.join("dev/loop0")).unwrap().file_type().is_block_device());
-    assert!(fs::symlink_metadata(root.join("run/fifo")).unwrap().file_type().is_fifo());
+    assert!(fs::symlink_metadata(root.join("dev/loop0"))
+        .unwrap()
+        .file_type()
+        .is_block_device());
+    assert!(fs::symlink_metadata(root.join("run/fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
     let bin = fs::symlink_metadata(root.join("bin")).unwrap();
     assert!(bin.file_type().is_symlink());
     assert_eq!(bin.uid(), 42);
-    assert_eq!(fs::read_link(root.join("bin")).unwrap(), Path::new("usr/bin"));
+    assert_eq!(
+        fs::read_link(root.join("bin")).unwrap(),
+        Path::new("usr/bin")
+    );
     let big = fs::metadata(root.join("big-ids")).unwrap();
     assert_eq!((big.uid(), big.gid()), (3_000_000, 3_000_001));
     assert_eq!(fs::read_to_string(root.join(&long)).unwrap(), "long");
@@ -468,7 +572,17 @@ fn unpacks_everything_faithfully() {
 #[test]
 fn whiteouts_become_overlay_markers() {
     let s = sandbox();
-    unpack(&s, &[dir("a"), file("a/.wh.gone", ""), dir("b"), file("b/.wh..wh..opq", ""), file(".wh..wh.plnk", "")]).unwrap();
+    unpack(
+        &s,
+        &[
+            dir("a"),
+            file("a/.wh.gone", ""),
+            dir("b"),
+            file("b/.wh..wh..opq", ""),
+            file(".wh..wh.plnk", ""),
+        ],
+    )
+    .unwrap();
     let w = fs::symlink_metadata(s.dest.join("a/gone")).unwrap();
     assert!(w.file_type().is_char_device());
     assert_eq!(w.rdev(), 0);
@@ -482,7 +596,17 @@ fn whiteouts_become_overlay_markers() {
 #[test]
 fn later_entries_replace_earlier_ones() {
     let s = sandbox();
-    unpack(&s, &[dir("x"), file("x/inner", "1"), file("x", "now a file"), dir("y"), dir("y")]).unwrap();
+    unpack(
+        &s,
+        &[
+            dir("x"),
+            file("x/inner", "1"),
+            file("x", "now a file"),
+            dir("y"),
+            dir("y"),
+        ],
+    )
+    .unwrap();
     assert_eq!(fs::read_to_string(s.dest.join("x")).unwrap(), "now a file");
     assert!(s.dest.join("y").is_dir());
 }
@@ -490,8 +614,19 @@ fn later_entries_replace_earlier_ones() {
 #[test]
 fn symlink_parent_inside_root_is_followed() {
     let s = sandbox();
-    unpack(&s, &[dir("real"), symlink("alias", "real"), file("alias/f", "via link")]).unwrap();
-    assert_eq!(fs::read_to_string(s.dest.join("real/f")).unwrap(), "via link");
+    unpack(
+        &s,
+        &[
+            dir("real"),
+            symlink("alias", "real"),
+            file("alias/f", "via link"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read_to_string(s.dest.join("real/f")).unwrap(),
+        "via link"
+    );
 }
 
 #[test]
@@ -502,17 +637,30 @@ fn decompression_and_diff_id() {
     gz.write_all(&plain).unwrap();
     let gz = gz.finish().unwrap();
     let zst = zstd::stream::encode_all(&plain[..], 3).unwrap();
-    for (bytes, want) in [(&plain, Compression::None), (&gz, Compression::Gzip), (&zst, Compression::Zstd)] {
+    for (bytes, want) in [
+        (&plain, Compression::None),
+        (&gz, Compression::Gzip),
+        (&zst, Compression::Zstd),
+    ] {
         let s = sandbox();
-        let opts = UnpackOptions { expected_diff_id: Some(diff_id.clone()), ..Default::default() };
+        let opts = UnpackOptions {
+            expected_diff_id: Some(diff_id.clone()),
+            ..Default::default()
+        };
         let st = unpack_layer(&bytes[..], &s.dest, &opts).unwrap();
         assert_eq!(st.compression, want);
         assert_eq!(st.diff_id, diff_id);
         assert_eq!(fs::read_to_string(s.dest.join("a")).unwrap(), "alpha");
     }
     let s = sandbox();
-    let opts = UnpackOptions { expected_diff_id: Some(Digest::of(b"other")), ..Default::default() };
-    assert!(matches!(unpack_layer(&plain[..], &s.dest, &opts), Err(UnpackError::DiffIdMismatch { .. })));
+    let opts = UnpackOptions {
+        expected_diff_id: Some(Digest::of(b"other")),
+        ..Default::default()
+    };
+    assert!(matches!(
+        unpack_layer(&plain[..], &s.dest, &opts),
+        Err(UnpackError::DiffIdMismatch { .. })
+    ));
 }
 
 #[test]
