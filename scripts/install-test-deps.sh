@@ -4,8 +4,9 @@
 #   skopeo           pushes the fixture images the harness builds into that registry
 #   busybox-static   the static binary the fixture images are made of
 #   nftables, iproute2, tmux  networking and terminal tests
+#   libseccomp-dev, pkg-config  build deps of the container runtime (libcontainer seccomp)
 set -euo pipefail
-packages=(docker-registry skopeo busybox-static nftables iproute2 tmux bc)
+packages=(docker-registry skopeo busybox-static nftables iproute2 tmux bc libseccomp-dev pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

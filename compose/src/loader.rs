@@ -84,7 +84,17 @@ pub struct Loaded {
 impl Loaded {
     /// The project as JSON, in the key order `rcompose config` prints.
     pub fn to_value(&self) -> Value {
-        let v = self.root.to_value();
+        self.arrange(self.root.to_value())
+    }
+
+    /// Takes the resolved tree out as JSON (leaving an empty project behind), for callers that
+    /// need no more locations: cheaper than `to_value` on big projects.
+    pub fn take_value(&mut self) -> Value {
+        let root = std::mem::replace(&mut self.root, Node::map(Vec::new(), Loc::none()));
+        self.arrange(root.into_value())
+    }
+
+    fn arrange(&self, v: Value) -> Value {
         let Value::Object(mut m) = v else {
             return v;
         };
@@ -113,10 +123,14 @@ impl Loaded {
 
     /// The loaded project as the typed model.
     pub fn project(&self) -> Result<crate::model::Project> {
-        serde_json::from_value(self.to_value()).map_err(|e| {
-            LoadError::Plain(format!("the resolved project does not fit the model: {e}"))
-        })
+        project_from_value(self.to_value())
     }
+}
+
+/// Converts a resolved project (as `Loaded::take_value` gives it) to the typed model.
+pub fn project_from_value(value: Value) -> Result<crate::model::Project> {
+    serde_json::from_value(value)
+        .map_err(|e| LoadError::Plain(format!("the resolved project does not fit the model: {e}")))
 }
 
 /// Loads the project the options describe.
@@ -428,15 +442,37 @@ impl<'o> Ctx<'o> {
     /// Replaces every `extends` in the file's services by the merge of the base service and the
     /// extending one.
     fn resolve_extends(&mut self, node: &mut Node, file: &Path) -> Result<()> {
-        let names: Vec<String> = match node.get("services").and_then(Node::as_map) {
-            Some(s) => s.iter().map(|(k, _)| k.name.clone()).collect(),
-            None => return Ok(()),
+        let Some(services) = node.get("services").and_then(Node::as_map) else {
+            return Ok(());
         };
-        for name in names {
-            let mut stack = Vec::new();
-            let resolved = self.resolved_service(node, file, &name, &mut stack)?;
-            if let Some(slot) = node.get_mut("services").and_then(|s| s.get_mut(&name)) {
-                *slot = resolved;
+        let pending: Vec<usize> = services
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, svc))| svc.get("extends").is_some())
+            .map(|(i, _)| i)
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let index = service_index(node);
+        for i in pending {
+            let name = match node.get("services").and_then(Node::as_map) {
+                Some(s) => s[i].0.name.clone(),
+                None => break,
+            };
+            // The service is moved out while its base is resolved (a placeholder stands in; a
+            // service that extends itself is caught by the cycle check before it is looked at).
+            let own = match node.get_mut("services").and_then(Node::as_map_mut) {
+                Some(entries) => {
+                    std::mem::replace(&mut entries[i].1, Node::map(Vec::new(), Loc::none()))
+                }
+                None => break,
+            };
+            let mut stack = vec![(file.to_path_buf(), name.clone())];
+            let resolved = self.extend(node, &index, file, &name, own, &mut stack)?;
+            // Services resolved earlier are read back resolved, so chains are walked once.
+            if let Some(entries) = node.get_mut("services").and_then(Node::as_map_mut) {
+                entries[i].1 = resolved;
             }
         }
         Ok(())
@@ -446,43 +482,63 @@ impl<'o> Ctx<'o> {
     fn resolved_service(
         &mut self,
         root: &Node,
+        index: &HashMap<String, usize>,
         file: &Path,
         name: &str,
         stack: &mut Vec<(PathBuf, String)>,
     ) -> Result<Node> {
-        let Some(svc) = root.get("services").and_then(|s| s.get(name)).cloned() else {
+        let here = (file.to_path_buf(), name.to_string());
+        if stack.contains(&here) {
+            let mut chain: Vec<String> = stack.iter().map(|(_, s)| s.clone()).collect();
+            chain.push(name.to_string());
+            let loc = lookup_service(root, index, name)
+                .and_then(|s| s.get("extends"))
+                .map(|e| e.loc.clone())
+                .unwrap_or_else(Loc::none);
+            return Err(LoadError::at(
+                &loc,
+                format!("circular reference with extends: {}", chain.join(" -> ")),
+            ));
+        }
+        let Some(svc) = lookup_service(root, index, name).cloned() else {
             return Err(LoadError::Plain(format!(
                 "service {name:?} not found in {}",
                 file.display()
             )));
         };
-        let Some(ext) = svc.get("extends").cloned() else {
+        if svc.get("extends").is_none() {
             return Ok(svc);
-        };
-        let here = (file.to_path_buf(), name.to_string());
-        if stack.contains(&here) {
-            let mut chain: Vec<String> = stack.iter().map(|(_, s)| s.clone()).collect();
-            chain.push(name.to_string());
-            return Err(LoadError::at(
-                &ext.loc,
-                format!("circular reference with extends: {}", chain.join(" -> ")),
-            ));
         }
         stack.push(here);
+        let result = self.extend(root, index, file, name, svc, stack);
+        stack.pop();
+        result
+    }
+
+    /// `svc` (the service `name` of `file`) merged onto the base its `extends` names.
+    fn extend(
+        &mut self,
+        root: &Node,
+        index: &HashMap<String, usize>,
+        file: &Path,
+        name: &str,
+        mut svc: Node,
+        stack: &mut Vec<(PathBuf, String)>,
+    ) -> Result<Node> {
+        let Some(ext) = svc.remove("extends") else {
+            return Ok(svc);
+        };
         let base_name = ext
             .get("service")
             .and_then(Node::as_scalar)
             .unwrap_or_default()
             .to_string();
-        let base = match ext.get("file").and_then(Node::as_scalar) {
+        let mut base = match ext.get("file").and_then(Node::as_scalar) {
             Some(other) => {
                 let other = PathBuf::from(other);
                 let other_root = self.extends_file(&other, &ext.loc)?;
-                if other_root
-                    .get("services")
-                    .and_then(|s| s.get(&base_name))
-                    .is_none()
-                {
+                let other_index = service_index(&other_root);
+                if !other_index.contains_key(&base_name) {
                     return Err(LoadError::at(
                         &ext.loc,
                         format!(
@@ -491,29 +547,29 @@ impl<'o> Ctx<'o> {
                         ),
                     ));
                 }
-                self.resolved_service(&other_root, &other, &base_name, stack)?
+                self.resolved_service(&other_root, &other_index, &other, &base_name, stack)
             }
             None => {
-                if root
-                    .get("services")
-                    .and_then(|s| s.get(&base_name))
-                    .is_none()
-                {
+                if !index.contains_key(&base_name) {
                     return Err(LoadError::at(
                         &ext.loc,
                         format!("cannot extend service {name:?}: service {base_name:?} not found"),
                     ));
                 }
-                self.resolved_service(root, file, &base_name, stack)?
+                self.resolved_service(root, index, file, &base_name, stack)
             }
-        };
-        stack.pop();
-        let mut result = base;
-        result.remove("extends");
-        let mut own = svc;
-        own.remove("extends");
-        merge(&mut result, own, "services.*");
-        Ok(result)
+        }
+        .map_err(|e| match e {
+            // A cycle is reported where it closes; other errors keep their own location.
+            LoadError::At { loc, message } if loc.source.is_none() => LoadError::At {
+                loc: ext.loc.clone(),
+                message,
+            },
+            other => other,
+        })?;
+        base.remove("extends");
+        merge(&mut base, svc, "services.*");
+        Ok(base)
     }
 
     fn extends_file(&mut self, path: &Path, at: &Loc) -> Result<Node> {
@@ -631,6 +687,28 @@ impl<'o> Ctx<'o> {
         self.env = saved_env;
         result
     }
+}
+
+/// Positions of a file's services by name.
+fn service_index(root: &Node) -> HashMap<String, usize> {
+    root.get("services")
+        .and_then(Node::as_map)
+        .map(|s| {
+            s.iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.name.clone(), i))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn lookup_service<'a>(
+    root: &'a Node,
+    index: &HashMap<String, usize>,
+    name: &str,
+) -> Option<&'a Node> {
+    let i = *index.get(name)?;
+    root.get("services")?.as_map()?.get(i).map(|(_, v)| v)
 }
 
 /// Adds an included project's services and resources; a name defined differently on both sides

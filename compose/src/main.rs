@@ -4,6 +4,14 @@ use clap::Parser;
 use compose::cli::{self, Cli};
 
 fn main() -> ExitCode {
+    // The service DNS resolver runs before clap and tracing: it must stay small (see cli/dns.rs).
+    if let Some(code) = cli::dns::early_dispatch() {
+        return code;
+    }
+    // The container supervisor runs before clap and tracing too: it must stay tiny (cli/supervise.rs).
+    if let Some(code) = cli::supervise::early_dispatch() {
+        return code;
+    }
     init_tracing();
     let cli = Cli::parse();
     match cli::run(cli) {

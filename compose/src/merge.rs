@@ -6,6 +6,8 @@
 //! `healthcheck.test` replace; ports, volumes, secrets and configs merge by their identity; logging
 //! with another driver replaces. `!reset` drops an inherited value and `!override` replaces it.
 
+use std::collections::HashMap;
+
 use crate::yaml::{Kind, MergeTag, Node};
 
 /// Merges `over` into `base` (the value from the later file wins). `path` is the dotted key path of
@@ -29,17 +31,37 @@ pub fn merge(base: &mut Node, over: Node, path: &str) {
     let over_loc = over.loc.clone();
     match (&mut base.kind, over.kind) {
         (Kind::Map(base_entries), Kind::Map(over_entries)) => {
+            // Files with hundreds of services make a linear search per key quadratic.
+            let index: Option<HashMap<String, usize>> = (base_entries.len() > 16).then(|| {
+                base_entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (k.name.clone(), i))
+                    .collect()
+            });
+            let mut removed: Vec<usize> = Vec::new();
             for (k, v) in over_entries {
-                let child = child_path(path, &k.name);
-                let pos = base_entries.iter().position(|(bk, _)| bk.name == k.name);
+                let pos = match &index {
+                    Some(ix) => ix.get(&k.name).copied(),
+                    None => base_entries.iter().position(|(bk, _)| bk.name == k.name),
+                };
                 match (pos, v.tag) {
-                    (Some(i), Some(MergeTag::Reset)) => {
-                        base_entries.remove(i);
-                    }
+                    (Some(i), Some(MergeTag::Reset)) => removed.push(i),
                     (None, Some(MergeTag::Reset)) => {}
-                    (Some(i), _) => merge(&mut base_entries[i].1, v, &child),
+                    (Some(i), _) => {
+                        let child = child_path(path, &k.name);
+                        merge(&mut base_entries[i].1, v, &child);
+                    }
                     (None, _) => base_entries.push((k, strip_tag(v))),
                 }
+            }
+            if !removed.is_empty() {
+                let mut i = 0;
+                base_entries.retain(|_| {
+                    let keep = !removed.contains(&i);
+                    i += 1;
+                    keep
+                });
             }
         }
         (Kind::Seq(base_items), Kind::Seq(over_items)) => {

@@ -5,14 +5,18 @@
 //! `properties`, `patternProperties`, `additionalProperties`, `required`, `$ref`, `oneOf`, `enum`,
 //! `items`, `uniqueItems`, `minimum`, `maximum`, `pattern`. Validation runs on located nodes so
 //! every error points at the offending key or value.
+//!
+//! The JSON schema is compiled once into a table of nodes with `$ref`s resolved, types as bit
+//! sets and key patterns as plain matchers: validating a 500-service project visits tens of
+//! thousands of nodes, and keyword lookups by name at every one of them dominated load time.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use regex_lite::Regex;
 use serde_json::Value;
 
-use crate::yaml::{Kind, Loc, MergeTag, Node};
+use crate::yaml::{Key, Kind, Loc, MergeTag, Node};
 
 const SCHEMA_TEXT: &str = include_str!("../schema/compose-spec.json");
 
@@ -32,100 +36,280 @@ pub fn schema() -> &'static Value {
     SCHEMA.get_or_init(|| serde_json::from_str(SCHEMA_TEXT).unwrap_or(Value::Null))
 }
 
+fn compiled() -> Option<&'static Compiled> {
+    static COMPILED: OnceLock<Option<Compiled>> = OnceLock::new();
+    COMPILED
+        .get_or_init(|| {
+            let root = schema();
+            if root.is_null() {
+                return None;
+            }
+            let mut c = Compiled {
+                nodes: Vec::new(),
+                memo: HashMap::new(),
+            };
+            c.compile(root, root);
+            Some(c)
+        })
+        .as_ref()
+}
+
 /// Validates a whole compose file.
 pub fn validate(root: &Node) -> Result<(), SchemaError> {
-    let s = schema();
-    if s.is_null() {
+    let Some(c) = compiled() else {
         return Err(SchemaError {
             path: String::new(),
             message: "the built-in compose schema is unreadable".into(),
             loc: Loc::none(),
         });
-    }
-    Validator { root: s }.check(root, s, &mut Vec::new(), &root.loc)
+    };
+    c.check(root, 0, &mut Vec::new(), &root.loc)
 }
 
-struct Validator<'s> {
-    root: &'s Value,
-}
+// Type bits.
+const NULL: u8 = 1;
+const BOOL: u8 = 2;
+const INT: u8 = 4;
+const NUM: u8 = 8;
+const STR: u8 = 16;
+const ARR: u8 = 32;
+const OBJ: u8 = 64;
 
-fn regex(pattern: &str) -> Option<Regex> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<Regex>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    let mut guard = cache.lock().ok()?;
-    guard
-        .entry(pattern.to_string())
-        .or_insert_with(|| Regex::new(pattern).ok())
-        .clone()
-}
-
-fn type_matches(node_value: &Value, ty: &str) -> bool {
-    match (ty, node_value) {
-        ("null", Value::Null) => true,
-        ("boolean", Value::Bool(_)) => true,
-        ("integer", Value::Number(n)) => n.is_i64() || n.is_u64(),
-        ("number", Value::Number(_)) => true,
-        ("string", Value::String(_)) => true,
-        ("array", Value::Array(_)) => true,
-        ("object", Value::Object(_)) => true,
-        _ => false,
+fn type_bit(name: &str) -> u8 {
+    match name {
+        "null" => NULL,
+        "boolean" => BOOL,
+        // An integer is also a number.
+        "integer" => INT,
+        "number" => INT | NUM,
+        "string" => STR,
+        "array" => ARR,
+        "object" => OBJ,
+        _ => 0,
     }
 }
 
-fn describe_types(types: &[&str]) -> String {
-    let words: Vec<String> = types
-        .iter()
-        .map(|t| match *t {
-            "object" => "a mapping".to_string(),
-            "array" => "a list".to_string(),
-            "integer" => "an integer".to_string(),
-            "null" => "null".to_string(),
-            other => format!("a {other}"),
-        })
-        .collect();
+/// The type bit of a node, without copying it.
+fn node_bit(node: &Node) -> u8 {
+    match &node.kind {
+        Kind::Seq(_) => ARR,
+        Kind::Map(_) => OBJ,
+        Kind::Scalar(..) => match node.shallow_value() {
+            Value::Null => NULL,
+            Value::Bool(_) => BOOL,
+            Value::Number(n) if n.is_i64() || n.is_u64() => INT,
+            Value::Number(_) => NUM,
+            Value::String(_) => STR,
+            Value::Array(_) => ARR,
+            Value::Object(_) => OBJ,
+        },
+    }
+}
+
+fn describe_bits(bits: u8) -> String {
+    let mut words: Vec<&str> = Vec::new();
+    for (bit, word) in [
+        (OBJ, "a mapping"),
+        (ARR, "a list"),
+        (STR, "a string"),
+        (NUM, "a number"),
+        (INT, "an integer"),
+        (BOOL, "a boolean"),
+        (NULL, "null"),
+    ] {
+        if bits & bit != 0 {
+            // "a number" already covers integers.
+            if bit == INT && bits & NUM != 0 {
+                continue;
+            }
+            words.push(word);
+        }
+    }
+    // Keep the order the schema authors favour: boolean before string reads naturally.
+    words.sort_by_key(|w| match *w {
+        "a boolean" => 0,
+        "a number" | "an integer" => 1,
+        "a string" => 2,
+        "a list" => 3,
+        "a mapping" => 4,
+        _ => 5,
+    });
     match words.len() {
         0 => "valid".into(),
-        1 => words[0].clone(),
+        1 => words[0].to_string(),
         n => format!("{} or {}", words[..n - 1].join(", "), words[n - 1]),
     }
 }
 
-fn schema_types(schema: &Value) -> Vec<&str> {
-    match schema.get("type") {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
+/// A key pattern of `patternProperties`; the ones the schema uses are matched directly.
+enum Matcher {
+    Prefix(String),
+    NameChars,
+    NonEmpty,
+    Lowercase,
+    Regex(Regex),
+    Never,
+}
+
+impl Matcher {
+    fn new(pattern: &str) -> Matcher {
+        match pattern {
+            "^x-" => Matcher::Prefix("x-".into()),
+            "^[a-zA-Z0-9._-]+$" => Matcher::NameChars,
+            "^.+$" | ".+" => Matcher::NonEmpty,
+            "^[a-z]+$" => Matcher::Lowercase,
+            p => Regex::new(p).map(Matcher::Regex).unwrap_or(Matcher::Never),
+        }
+    }
+
+    fn matches(&self, s: &str) -> bool {
+        match self {
+            Matcher::Prefix(p) => s.starts_with(p.as_str()),
+            Matcher::NameChars => {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            }
+            Matcher::NonEmpty => !s.is_empty() && !s.contains('\n'),
+            Matcher::Lowercase => !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase()),
+            Matcher::Regex(re) => re.is_match(s),
+            Matcher::Never => false,
+        }
     }
 }
 
-fn dotted(path: &[String]) -> String {
-    if path.is_empty() {
-        "(root)".to_string()
-    } else {
-        path.join(".")
-    }
+enum Additional {
+    Any,
+    Forbidden,
+    Schema(usize),
 }
 
-impl<'s> Validator<'s> {
-    fn resolve(&self, schema: &'s Value) -> &'s Value {
-        let mut s = schema;
-        // `$ref`s in this schema are local (`#/$defs/name`); follow chains of them.
+struct SNode {
+    /// Allowed types; 0 means any.
+    types: u8,
+    always_false: bool,
+    one_of: Vec<usize>,
+    enum_values: Option<Vec<Value>>,
+    pattern: Option<(String, Matcher)>,
+    minimum: Option<f64>,
+    maximum: Option<f64>,
+    /// Sorted by key for binary search.
+    properties: Vec<(String, usize)>,
+    pattern_properties: Vec<(Matcher, usize)>,
+    additional: Additional,
+    required: Vec<String>,
+    items: Option<usize>,
+    unique_items: bool,
+}
+
+struct Compiled {
+    nodes: Vec<SNode>,
+    /// Schema objects already compiled, by address, so `$ref`s share one node.
+    memo: HashMap<usize, usize>,
+}
+
+impl Compiled {
+    fn resolve<'v>(root: &'v Value, mut s: &'v Value) -> &'v Value {
         for _ in 0..16 {
             let Some(r) = s.get("$ref").and_then(Value::as_str) else {
                 break;
             };
-            let Some(ptr) = r.strip_prefix('#') else {
-                break;
-            };
-            match self.root.pointer(ptr) {
-                Some(target) => s = target,
+            match r.strip_prefix('#').and_then(|p| root.pointer(p)) {
+                Some(t) => s = t,
                 None => break,
             }
         }
         s
     }
 
-    fn err(&self, path: &[String], message: String, loc: &Loc) -> SchemaError {
+    fn compile(&mut self, root: &Value, schema: &Value) -> usize {
+        let schema = Self::resolve(root, schema);
+        let addr = schema as *const Value as usize;
+        if let Some(&i) = self.memo.get(&addr) {
+            return i;
+        }
+        let idx = self.nodes.len();
+        self.memo.insert(addr, idx);
+        self.nodes.push(SNode {
+            types: 0,
+            always_false: matches!(schema, Value::Bool(false)),
+            one_of: Vec::new(),
+            enum_values: None,
+            pattern: None,
+            minimum: None,
+            maximum: None,
+            properties: Vec::new(),
+            pattern_properties: Vec::new(),
+            additional: Additional::Any,
+            required: Vec::new(),
+            items: None,
+            unique_items: false,
+        });
+        let types = match schema.get("type") {
+            Some(Value::String(t)) => type_bit(t),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(type_bit)
+                .fold(0, |x, y| x | y),
+            _ => 0,
+        };
+        let one_of = match schema.get("oneOf") {
+            Some(Value::Array(bs)) => bs.iter().map(|b| self.compile(root, b)).collect(),
+            _ => Vec::new(),
+        };
+        let mut properties: Vec<(String, usize)> = match schema.get("properties") {
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), self.compile(root, v)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        properties.sort_by(|a, b| a.0.cmp(&b.0));
+        let pattern_properties = match schema.get("patternProperties") {
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| (Matcher::new(k), self.compile(root, v)))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let additional = match schema.get("additionalProperties") {
+            Some(Value::Bool(false)) => Additional::Forbidden,
+            Some(s @ Value::Object(_)) => Additional::Schema(self.compile(root, s)),
+            _ => Additional::Any,
+        };
+        let items = schema.get("items").map(|i| self.compile(root, i));
+        let node = &mut self.nodes[idx];
+        node.types = types;
+        node.one_of = one_of;
+        node.enum_values = schema.get("enum").and_then(Value::as_array).cloned();
+        node.pattern = schema.get("pattern").and_then(Value::as_str).map(|p| {
+            (
+                p.to_string(),
+                Regex::new(p).map(Matcher::Regex).unwrap_or(Matcher::Never),
+            )
+        });
+        node.minimum = schema.get("minimum").and_then(Value::as_f64);
+        node.maximum = schema.get("maximum").and_then(Value::as_f64);
+        node.properties = properties;
+        node.pattern_properties = pattern_properties;
+        node.additional = additional;
+        node.required = schema
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| {
+                r.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        node.items = items;
+        node.unique_items = schema.get("uniqueItems") == Some(&Value::Bool(true));
+        idx
+    }
+
+    fn err(&self, path: &[Seg<'_>], message: String, loc: &Loc) -> SchemaError {
         SchemaError {
             path: dotted(path),
             message,
@@ -133,45 +317,47 @@ impl<'s> Validator<'s> {
         }
     }
 
-    fn check(
+    /// The type bits a schema node accepts, looking through `oneOf` branches without types.
+    fn accepted(&self, i: usize) -> u8 {
+        let n = &self.nodes[i];
+        if n.types != 0 {
+            return n.types;
+        }
+        n.one_of.iter().fold(0, |acc, b| acc | self.nodes[*b].types)
+    }
+
+    fn check<'n>(
         &self,
-        node: &Node,
-        schema: &'s Value,
-        path: &mut Vec<String>,
+        node: &'n Node,
+        si: usize,
+        path: &mut Vec<Seg<'n>>,
         key_loc: &Loc,
     ) -> Result<(), SchemaError> {
         // `!reset` removes the value whatever its shape, so its body is never validated.
         if node.tag == Some(MergeTag::Reset) {
             return Ok(());
         }
-        let schema = self.resolve(schema);
-        if let Value::Bool(allowed) = schema {
-            return if *allowed {
-                Ok(())
-            } else {
-                Err(self.err(path, "is not allowed here".into(), key_loc))
-            };
+        let s = &self.nodes[si];
+        if s.always_false {
+            return Err(self.err(path, "is not allowed here".into(), key_loc));
         }
-        let value = node.shallow_value();
-
-        if let Some(Value::Array(branches)) = schema.get("oneOf") {
-            self.check_one_of(node, &value, branches, path, key_loc)?;
+        let bit = node_bit(node);
+        if !s.one_of.is_empty() {
+            self.check_one_of(node, bit, &s.one_of, path, key_loc)?;
         }
-
-        let types = schema_types(schema);
-        if !types.is_empty() && !types.iter().any(|t| type_matches(&value, t)) {
+        if s.types != 0 && s.types & bit == 0 {
             return Err(self.err(
                 path,
                 format!(
                     "must be {}, not {}",
-                    describe_types(&types),
+                    describe_bits(s.types),
                     node.type_name()
                 ),
                 &node.loc,
             ));
         }
-
-        if let Some(Value::Array(allowed)) = schema.get("enum") {
+        if let Some(allowed) = &s.enum_values {
+            let value = node.shallow_value();
             if !allowed.contains(&value) {
                 let list: Vec<String> = allowed.iter().map(|v| v.to_string()).collect();
                 return Err(self.err(
@@ -181,129 +367,103 @@ impl<'s> Validator<'s> {
                 ));
             }
         }
-        if let (Some(p), Value::String(s)) = (schema.get("pattern").and_then(Value::as_str), &value)
-        {
-            if let Some(re) = regex(p) {
-                if !re.is_match(s) {
-                    return Err(self.err(
-                        path,
-                        format!("{s:?} does not match the pattern {p:?}"),
-                        &node.loc,
-                    ));
-                }
+        if let (Some((p, m)), STR) = (&s.pattern, bit) {
+            let text = node.as_scalar().unwrap_or_default();
+            if !m.matches(text) {
+                return Err(self.err(
+                    path,
+                    format!("{text:?} does not match the pattern {p:?}"),
+                    &node.loc,
+                ));
             }
         }
-        if let Value::Number(n) = &value {
-            if let (Some(min), Some(x)) =
-                (schema.get("minimum").and_then(Value::as_f64), n.as_f64())
-            {
-                if x < min {
+        if bit & (INT | NUM) != 0 && (s.minimum.is_some() || s.maximum.is_some()) {
+            if let Some(x) = node.shallow_value().as_f64() {
+                if let Some(min) = s.minimum.filter(|m| x < *m) {
                     return Err(self.err(path, format!("must be at least {min}"), &node.loc));
                 }
-            }
-            if let (Some(max), Some(x)) =
-                (schema.get("maximum").and_then(Value::as_f64), n.as_f64())
-            {
-                if x > max {
+                if let Some(max) = s.maximum.filter(|m| x > *m) {
                     return Err(self.err(path, format!("must be at most {max}"), &node.loc));
                 }
             }
         }
-
         match &node.kind {
-            Kind::Map(entries) => self.check_object(node, entries, schema, path),
-            Kind::Seq(items) => self.check_array(items, schema, path),
+            Kind::Map(entries) => self.check_object(node, entries, s, path),
+            Kind::Seq(items) => self.check_array(items, s, path),
             Kind::Scalar(..) => Ok(()),
         }
     }
 
-    fn check_one_of(
+    fn check_one_of<'n>(
         &self,
-        node: &Node,
-        value: &Value,
-        branches: &'s [Value],
-        path: &mut Vec<String>,
+        node: &'n Node,
+        bit: u8,
+        branches: &[usize],
+        path: &mut Vec<Seg<'n>>,
         key_loc: &Loc,
     ) -> Result<(), SchemaError> {
+        // Only branches whose type fits the value can match; trying the others would build an
+        // error for each of them, for nothing.
+        let mut all = 0u8;
         let mut first_err: Option<SchemaError> = None;
-        let mut best_err: Option<SchemaError> = None;
-        let mut matched = 0;
-        for b in branches {
+        let mut tried = false;
+        for &b in branches {
+            let types = self.accepted(b);
+            all |= types;
+            if types != 0 && types & bit == 0 {
+                continue;
+            }
+            tried = true;
+            // Overlapping branches (an integer is also a number) are accepted: the schema's
+            // intent is "one of these shapes", and docker compose's validator is as lenient.
             match self.check(node, b, path, key_loc) {
-                Ok(()) => matched += 1,
+                Ok(()) => return Ok(()),
                 Err(e) => {
-                    // Prefer the error from a branch whose type fits the value: it explains
-                    // what is wrong inside; a type mismatch from another branch does not.
-                    let rb = self.resolve(b);
-                    let types = schema_types(rb);
-                    if best_err.is_none() && types.iter().any(|t| type_matches(value, t)) {
-                        best_err = Some(e.clone());
-                    }
                     first_err.get_or_insert(e);
                 }
             }
         }
-        // Overlapping branches (an integer is also a number) are accepted: the schema's intent is
-        // "one of these shapes", and docker compose's validator is equally lenient in practice.
-        if matched > 0 {
-            return Ok(());
-        }
-        if let Some(e) = best_err {
-            return Err(e);
-        }
-        let mut all: Vec<&str> = Vec::new();
-        for b in branches {
-            for t in schema_types(self.resolve(b)) {
-                if !all.contains(&t) {
-                    all.push(t);
-                }
-            }
-        }
-        if !all.is_empty() {
+        if !tried {
             return Err(self.err(
                 path,
-                format!("must be {}, not {}", describe_types(&all), node.type_name()),
+                format!("must be {}, not {}", describe_bits(all), node.type_name()),
                 &node.loc,
             ));
         }
         Err(first_err.unwrap_or_else(|| self.err(path, "is invalid".into(), &node.loc)))
     }
 
-    fn check_object(
+    fn check_object<'n>(
         &self,
-        node: &Node,
-        entries: &[(crate::yaml::Key, Node)],
-        schema: &'s Value,
-        path: &mut Vec<String>,
+        node: &'n Node,
+        entries: &'n [(Key, Node)],
+        s: &SNode,
+        path: &mut Vec<Seg<'n>>,
     ) -> Result<(), SchemaError> {
-        let props = schema.get("properties").and_then(Value::as_object);
-        let patterns = schema.get("patternProperties").and_then(Value::as_object);
-        let additional = schema.get("additionalProperties");
-        if let Some(Value::Array(req)) = schema.get("required") {
-            for r in req.iter().filter_map(Value::as_str) {
-                if !entries.iter().any(|(k, _)| k.name == r) {
-                    return Err(self.err(path, format!("missing required key {r:?}"), &node.loc));
-                }
+        for r in &s.required {
+            if !entries.iter().any(|(k, _)| k.name == *r) {
+                return Err(self.err(path, format!("missing required key {r:?}"), &node.loc));
             }
         }
         for (k, v) in entries {
-            path.push(k.name.clone());
+            path.push(Seg::Key(&k.name));
             let mut handled = false;
-            if let Some(s) = props.and_then(|p| p.get(&k.name)) {
-                self.check(v, s, path, &k.loc)?;
+            if let Ok(i) = s
+                .properties
+                .binary_search_by(|(name, _)| name.as_str().cmp(k.name.as_str()))
+            {
+                self.check(v, s.properties[i].1, path, &k.loc)?;
                 handled = true;
             }
-            if let Some(pats) = patterns {
-                for (pat, s) in pats {
-                    if regex(pat).is_some_and(|re| re.is_match(&k.name)) {
-                        self.check(v, s, path, &k.loc)?;
-                        handled = true;
-                    }
+            for (m, si) in &s.pattern_properties {
+                if m.matches(&k.name) {
+                    self.check(v, *si, path, &k.loc)?;
+                    handled = true;
                 }
             }
             if !handled {
-                match additional {
-                    Some(Value::Bool(false)) => {
+                match s.additional {
+                    Additional::Forbidden => {
                         path.pop();
                         let what = if path.is_empty() {
                             "the top level".to_string()
@@ -316,8 +476,8 @@ impl<'s> Validator<'s> {
                             loc: k.loc.clone(),
                         });
                     }
-                    Some(s @ Value::Object(_)) => self.check(v, s, path, &k.loc)?,
-                    _ => {}
+                    Additional::Schema(si) => self.check(v, si, path, &k.loc)?,
+                    Additional::Any => {}
                 }
             }
             path.pop();
@@ -325,20 +485,20 @@ impl<'s> Validator<'s> {
         Ok(())
     }
 
-    fn check_array(
+    fn check_array<'n>(
         &self,
-        items: &[Node],
-        schema: &'s Value,
-        path: &mut Vec<String>,
+        items: &'n [Node],
+        s: &SNode,
+        path: &mut Vec<Seg<'n>>,
     ) -> Result<(), SchemaError> {
-        if let Some(item_schema) = schema.get("items") {
+        if let Some(item_schema) = s.items {
             for (i, item) in items.iter().enumerate() {
-                path.push(i.to_string());
+                path.push(Seg::Index(i));
                 self.check(item, item_schema, path, &item.loc)?;
                 path.pop();
             }
         }
-        if schema.get("uniqueItems") == Some(&Value::Bool(true)) {
+        if s.unique_items && items.len() > 1 {
             let values: Vec<Value> = items.iter().map(Node::to_value).collect();
             for (i, v) in values.iter().enumerate() {
                 if values[..i].contains(v) {
@@ -348,6 +508,28 @@ impl<'s> Validator<'s> {
         }
         Ok(())
     }
+}
+
+/// One step of the path to a value: a mapping key or a sequence index. Borrowed from the tree so
+/// walking it allocates nothing unless an error is reported.
+#[derive(Clone, Copy)]
+enum Seg<'n> {
+    Key(&'n str),
+    Index(usize),
+}
+
+fn dotted(path: &[Seg<'_>]) -> String {
+    if path.is_empty() {
+        return "(root)".to_string();
+    }
+    let parts: Vec<String> = path
+        .iter()
+        .map(|s| match s {
+            Seg::Key(k) => (*k).to_string(),
+            Seg::Index(i) => i.to_string(),
+        })
+        .collect();
+    parts.join(".")
 }
 
 #[cfg(test)]

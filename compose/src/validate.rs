@@ -2,7 +2,7 @@
 //! dependency cycles, duplicate container names, and options that contradict each other. Each
 //! error points at the value that is wrong.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -18,7 +18,7 @@ pub fn validate(root: &Node) -> Result<()> {
         .get("services")
         .and_then(Node::as_map)
         .unwrap_or(&empty);
-    let names: Vec<&str> = services.iter().map(|(k, _)| k.name.as_str()).collect();
+    let names: HashSet<&str> = services.iter().map(|(k, _)| k.name.as_str()).collect();
     let declared = |kind: &str, name: &str| root.get(kind).and_then(|s| s.get(name)).is_some();
 
     let mut container_names: HashMap<String, Loc> = HashMap::new();
@@ -74,7 +74,7 @@ fn undefined_service(at: &Loc, svc: &str, what: &str, target: &str) -> LoadError
 fn service(
     key: &Key,
     svc: &Node,
-    names: &[&str],
+    names: &HashSet<&str>,
     declared: &dyn Fn(&str, &str) -> bool,
 ) -> Result<()> {
     let name = key.name.as_str();

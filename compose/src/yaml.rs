@@ -5,7 +5,7 @@
 //! builds its own from the parser's marked events, resolving anchors, aliases and `<<` merge keys
 //! on the way and keeping tags (`!reset`, `!override`) on the nodes they annotate.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -278,6 +278,25 @@ impl Node {
         }
     }
 
+    /// The node as JSON, consuming it (strings move instead of being copied).
+    pub fn into_value(self) -> Value {
+        match self.kind {
+            Kind::Scalar(s, Style::Quoted) => Value::String(s),
+            Kind::Scalar(s, Style::Plain) => match resolve_plain(&s) {
+                Value::String(_) => Value::String(s),
+                other => other,
+            },
+            Kind::Seq(items) => Value::Array(items.into_iter().map(Node::into_value).collect()),
+            Kind::Map(entries) => {
+                let mut m = Map::with_capacity(entries.len());
+                for (k, v) in entries {
+                    m.insert(k.name, v.into_value());
+                }
+                Value::Object(m)
+            }
+        }
+    }
+
     /// Builds a node from JSON, every part located at `loc` (used for values a transformation
     /// produced from a node at `loc`).
     pub fn from_value(v: &Value, loc: &Loc) -> Node {
@@ -448,6 +467,7 @@ enum Frame {
         anchor: usize,
         node: Node,
         pending_key: Option<Node>,
+        seen: Option<HashSet<String>>,
     },
 }
 
@@ -501,22 +521,28 @@ impl Builder {
             Some(Frame::Map {
                 node: map,
                 pending_key,
+                seen,
                 ..
             }) => match pending_key.take() {
                 None => *pending_key = Some(node),
                 Some(key) => {
-                    let name = match &key.kind {
-                        Kind::Scalar(s, _) => s.clone(),
-                        _ => {
-                            let loc = key.loc.clone();
-                            self.fail("mapping keys must be scalars".into(), loc);
-                            return;
-                        }
+                    let Kind::Scalar(name, _) = key.kind else {
+                        self.fail("mapping keys must be scalars".into(), key.loc);
+                        return;
                     };
                     if let Kind::Map(entries) = &mut map.kind {
-                        if name != "<<" && entries.iter().any(|(k, _)| k.name == name) {
-                            let loc = key.loc.clone();
-                            self.fail(format!("duplicate key {name:?} in mapping"), loc);
+                        // Large mappings (hundreds of services) get a set, so the duplicate
+                        // check stays linear.
+                        if seen.is_none() && entries.len() >= 16 {
+                            *seen = Some(entries.iter().map(|(k, _)| k.name.clone()).collect());
+                        }
+                        let duplicate = name != "<<"
+                            && match seen {
+                                Some(set) => !set.insert(name.clone()),
+                                None => entries.iter().any(|(k, _)| k.name == name),
+                            };
+                        if duplicate {
+                            self.fail(format!("duplicate key {name:?} in mapping"), key.loc);
                             return;
                         }
                         entries.push((Key { name, loc: key.loc }, node));
@@ -610,6 +636,7 @@ impl MarkedEventReceiver for Builder {
                     anchor,
                     node,
                     pending_key: None,
+                    seen: None,
                 });
             }
             Event::SequenceEnd => {

@@ -11,6 +11,7 @@ use super::project::{load_project, LoadSwitches};
 use super::GlobalOpts;
 use crate::graph::DependencyGraph;
 use crate::hash::service_hash;
+use crate::loader::project_from_value;
 
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
@@ -66,19 +67,35 @@ pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
         normalize: !args.no_normalize,
         resolve_paths: !args.no_path_resolution,
     };
-    let loaded = load_project(global, &args.services_filter, switches)?;
-    // Printed through the typed model: it fixes compose-go's field order and proves the model
-    // holds everything the loader produced.
-    let mut value = if args.no_interpolate || args.no_normalize {
-        // Without interpolation or normalisation values may not fit their types yet
-        // (`${PORT}` where a number belongs), so the tree is printed as loaded.
-        loaded.to_value()
+    let mut loaded = load_project(global, &args.services_filter, switches)?;
+    let keep = if args.services_filter.is_empty() {
+        None
     } else {
-        serde_json::to_value(loaded.project()?)?
+        Some(selected(&loaded.root, &args.services_filter)?)
+    };
+    let typed = !args.no_interpolate && !args.no_normalize;
+    let raw = loaded.take_value();
+    if args.quiet {
+        // Converting to the model is the last validation step; nothing is printed.
+        if typed {
+            let project = project_from_value(raw)?;
+            // The process ends here: freeing a large model piece by piece would only cost time.
+            std::mem::forget(project);
+        }
+        std::mem::forget(loaded);
+        return Ok(0);
+    }
+    // Printed through the typed model: it fixes compose-go's field order and proves the model
+    // holds everything the loader produced. Without interpolation or normalisation values may
+    // not fit their types yet (`${PORT}` where a number belongs), so the tree is printed as is.
+    let mut value = if typed {
+        serde_json::to_value(project_from_value(raw)?)?
+    } else {
+        raw
     };
     sort_maps(&mut value);
-    if !args.services_filter.is_empty() {
-        restrict(&mut value, &loaded.root, &args.services_filter)?;
+    if let (Some(keep), Some(Value::Object(services))) = (&keep, value.get_mut("services")) {
+        services.retain(|k, _| keep.contains(k));
     }
     let services = value
         .get("services")
@@ -93,9 +110,7 @@ pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
             .unwrap_or_default()
     };
 
-    let text = if args.quiet {
-        return Ok(0);
-    } else if args.services {
+    let text = if args.services {
         lines(services.keys().cloned())
     } else if args.volumes {
         lines(names("volumes"))
@@ -200,8 +215,8 @@ fn lines(items: impl IntoIterator<Item = String>) -> String {
     s
 }
 
-/// Keeps only the named services and what they depend on.
-fn restrict(value: &mut Value, root: &crate::yaml::Node, wanted: &[String]) -> anyhow::Result<()> {
+/// The named services and what they depend on.
+fn selected(root: &crate::yaml::Node, wanted: &[String]) -> anyhow::Result<BTreeSet<String>> {
     let graph = DependencyGraph::from_project(root);
     let known: BTreeSet<&str> = graph.services().collect();
     for w in wanted {
@@ -209,11 +224,7 @@ fn restrict(value: &mut Value, root: &crate::yaml::Node, wanted: &[String]) -> a
             anyhow::bail!("no such service: {w}");
         }
     }
-    let keep = graph.with_dependencies(wanted);
-    if let Some(Value::Object(services)) = value.get_mut("services") {
-        services.retain(|k, _| keep.contains(k));
-    }
-    Ok(())
+    Ok(graph.with_dependencies(wanted))
 }
 
 fn variables_table(vars: &[crate::interpolate::VariableUse]) -> String {

@@ -4,9 +4,16 @@
 //! `run` function; this module only dispatches.
 
 pub mod config;
+pub mod container;
+pub mod dns;
+pub mod image;
+pub mod login;
+pub mod network;
 pub mod project;
+pub mod supervise;
 pub mod table;
 pub mod version;
+pub mod volume;
 
 use std::path::PathBuf;
 
@@ -74,6 +81,31 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Show the rcompose version information
     Version(version::VersionArgs),
+    /// Manage images (pull, push, ls, rm, tag, inspect, history, save, load, import, prune)
+    #[command(disable_help_flag = true)]
+    Image(image::ImageArgs),
+    /// Log in to a registry
+    #[command(disable_help_flag = true)]
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    #[command(disable_help_flag = true)]
+    Logout(login::LogoutArgs),
+    /// Pull the images of the project's services
+    Pull(image::project::ProjectPullArgs),
+    /// Push the images the project builds
+    Push(image::project::ProjectPushArgs),
+    /// Service DNS resolver process (internal; started on demand by network commands)
+    #[command(name = "__dns", hide = true)]
+    Dns(dns::DnsArgs),
+    /// Manage containers (run, create, start, stop, rm, ls, logs, exec, attach, inspect, …)
+    #[command(disable_help_flag = true)]
+    Container(container::ContainerArgs),
+    /// Manage volumes (create, ls, inspect, rm, prune)
+    #[command(disable_help_flag = true)]
+    Volume(volume::VolumeArgs),
+    /// Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
+    #[command(disable_help_flag = true)]
+    Network(network::NetworkArgs),
 }
 
 /// Runs one parsed command line; the returned code is the process exit status.
@@ -81,5 +113,14 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         Command::Config(args) => config::run(&cli.global, args),
         Command::Version(args) => version::run(args),
+        Command::Image(args) => image::run(&cli.global, args),
+        Command::Login(args) => login::run_login(args),
+        Command::Logout(args) => login::run_logout(args),
+        Command::Pull(args) => image::project::run_pull(&cli.global, args),
+        Command::Push(args) => image::project::run_push(&cli.global, args),
+        Command::Dns(args) => dns::run(&cli.global, args),
+        Command::Container(args) => container::run(&cli.global, args),
+        Command::Volume(args) => volume::run(&cli.global, args),
+        Command::Network(args) => network::run(&cli.global, args),
     }
 }
