@@ -1,6 +1,7 @@
 //! The Compose front end of rcompose: loading compose files into a project model, and the
 //! `rcompose` command line.
 
+pub mod allocator;
 pub mod canonical;
 pub mod cli;
 pub mod discovery;

@@ -1,5 +1,8 @@
 use std::process::ExitCode;
 
+#[global_allocator]
+static GLOBAL: compose::allocator::RoleAllocator = compose::allocator::RoleAllocator;
+
 use clap::Parser;
 use compose::cli::{self, Cli};
 
@@ -12,6 +15,7 @@ fn main() -> ExitCode {
     if let Some(code) = cli::supervise::early_dispatch() {
         return code;
     }
+    compose::allocator::use_fast_allocator();
     init_tracing();
     let cli = Cli::parse();
     match cli::run(cli) {

@@ -128,6 +128,49 @@ impl ContentStore {
         Ok(digest)
     }
 
+    /// Stores a stream whose digest is not known in advance: hashed into a temp file, then
+    /// published under the digest it turned out to have.
+    pub fn put_reader(&self, mut reader: impl Read) -> Result<(Digest, u64), ContentError> {
+        let mut tmp = tempfile::Builder::new()
+            .suffix(".partial")
+            .tempfile_in(&self.ingest)
+            .map_err(io_err(&self.ingest))?;
+        let mut hasher = Hasher::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        let tmp_path = tmp.path().to_owned();
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(ContentError::Io {
+                        path: tmp_path,
+                        source,
+                    })
+                }
+            };
+            hasher.update(&buf[..n]);
+            tmp.as_file_mut()
+                .write_all(&buf[..n])
+                .map_err(io_err(&tmp_path))?;
+        }
+        let size = hasher.len();
+        let digest = hasher.finish();
+        if self.exists(&digest) {
+            return Ok((digest, size));
+        }
+        tmp.as_file().sync_all().map_err(io_err(&tmp_path))?;
+        let dest = self.path(&digest);
+        // Same digest means same bytes, so a concurrent publisher of this digest is harmless.
+        tmp.persist(&dest).map_err(|e| ContentError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        fsync_dir(&self.blobs).map_err(io_err(&self.blobs))?;
+        Ok((digest, size))
+    }
+
     /// Streams `reader` into the store, verifying digest and size; returns the blob size.
     /// If the blob already exists, `reader` is not read.
     pub fn ingest(
@@ -404,6 +447,22 @@ mod tests {
         fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
             Err(io::Error::other("connection reset"))
         }
+    }
+
+    #[test]
+    fn put_reader_computes_digest() {
+        let d = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(d.path()).unwrap();
+        let (dg, n) = cs.put_reader(&b"abc"[..]).unwrap();
+        assert_eq!((dg.clone(), n), (Digest::of(b"abc"), 3));
+        assert_eq!(cs.read(&dg).unwrap(), b"abc");
+        assert_eq!(cs.put_reader(&b"abc"[..]).unwrap().0, dg);
+        assert_eq!(
+            fs::read_dir(d.path().join("content/ingest"))
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]

@@ -178,6 +178,31 @@ impl CredentialStore {
     }
 }
 
+/// Prompts on the terminal and reads a line with echo turned off (restored afterwards, also
+/// on error). Without a terminal on stdin, reads a plain line.
+pub fn read_password(prompt: &str) -> io::Result<String> {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    use std::io::{BufRead, Write};
+    let stdin = io::stdin();
+    let mut err = io::stderr();
+    err.write_all(prompt.as_bytes())?;
+    err.flush()?;
+    let saved = tcgetattr(&stdin).ok();
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
+    }
+    let mut line = String::new();
+    let r = stdin.lock().read_line(&mut line);
+    if let Some(t) = &saved {
+        tcsetattr(&stdin, OptionalActions::Now, t)?;
+        err.write_all(b"\n")?;
+    }
+    r?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
 fn normalize_key(k: &str) -> String {
     let k = k
         .trim_start_matches("https://")

@@ -42,6 +42,15 @@ impl LockFile {
         }
     }
 
+    /// Blocks until a shared lock on `path` is held: any number of shared holders, but none
+    /// while an exclusive holder has it.
+    pub fn acquire_shared(path: &Path) -> io::Result<LockFile> {
+        match Self::acquire_with(path, FlockOperation::LockShared)? {
+            Some(lock) => Ok(lock),
+            None => Err(io::Error::other("lock not acquired")),
+        }
+    }
+
     /// Takes the lock if it is free; `None` if another holder has it.
     pub fn try_acquire(path: &Path) -> io::Result<Option<LockFile>> {
         Self::acquire_with(path, FlockOperation::NonBlockingLockExclusive)

@@ -258,6 +258,14 @@ impl ImageStore {
         Ok(out)
     }
 
+    /// Held by anything that puts blobs and snapshots in place before recording an image
+    /// (pull, load, import): garbage collection waits for every lease to end, so it never
+    /// deletes content that an image about to be recorded relies on.
+    pub fn lease(&self) -> Result<LockFile, ImageError> {
+        let p = self.dir.join(".gc.lock");
+        LockFile::acquire_shared(&p).map_err(io_err(&p))
+    }
+
     pub fn resolve(&self, s: &str) -> Result<ImageRecord, ImageError> {
         Ok(self.index()?.resolve(s)?.clone())
     }
@@ -431,8 +439,11 @@ impl ImageStore {
     }
 
     /// Deletes the blobs and snapshots of `removed` images that no remaining image uses.
-    /// Runs under the store lock so a concurrent `add` cannot start referencing them meanwhile.
+    /// Runs under the store lock and the exclusive GC lock, so neither a concurrent `add` nor
+    /// a pull still fetching (it holds a [`lease`](Self::lease)) can come to rely on them.
     fn collect(&self, removed: &[ImageRecord]) -> Result<Vec<RemoveEvent>, ImageError> {
+        let gc_path = self.dir.join(".gc.lock");
+        let _gc = LockFile::acquire(&gc_path).map_err(io_err(&gc_path))?;
         let lock_path = self.dir.join(".lock");
         let _lock = LockFile::acquire(&lock_path).map_err(io_err(&lock_path))?;
         let idx = self.index()?;
@@ -467,3 +478,7 @@ impl ImageStore {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::tests::fake_image;
+}

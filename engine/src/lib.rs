@@ -1,7 +1,10 @@
 //! The container engine under rcompose: images (references, content store, layer snapshots,
 //! registry client) and containers.
 
+pub mod archive;
+pub mod changes;
 pub mod config;
+pub mod container;
 pub mod content;
 pub mod credentials;
 pub mod digest;
@@ -12,3 +15,5 @@ pub mod reference;
 pub mod registry;
 pub mod snapshot;
 pub mod unpack;
+pub mod usage;
+pub mod volume;

@@ -30,9 +30,9 @@ pub enum SnapshotError {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("unpacking layer {diff_id}: {source}")]
+    #[error("unpacking layer (chain id {chain_id}): {source}")]
     Unpack {
-        diff_id: Digest,
+        chain_id: Digest,
         source: UnpackError,
     },
 }
@@ -154,7 +154,7 @@ impl SnapshotStore {
         let fs_dir = tmp.path().join("fs");
         fs::create_dir(&fs_dir).map_err(io_err(&fs_dir))?;
         let stats = fill(&fs_dir).map_err(|source| SnapshotError::Unpack {
-            diff_id: chain_id.clone(),
+            chain_id: chain_id.clone(),
             source,
         })?;
         let info = SnapshotInfo {

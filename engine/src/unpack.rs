@@ -12,7 +12,7 @@
 //! `.wh..wh..opq` the xattr `trusted.overlay.opaque=y` on its directory.
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -149,6 +149,7 @@ pub fn unpack_layer(
         opts,
         size: 0,
         dir_times: Vec::new(),
+        buf: vec![0u8; 256 * 1024],
     };
     for entry in archive.entries().map_err(UnpackError::Archive)? {
         let mut entry = entry.map_err(UnpackError::Archive)?;
@@ -219,6 +220,8 @@ struct Applier<'a> {
     opts: &'a UnpackOptions,
     size: u64,
     dir_times: Vec<(Vec<OsString>, i64, String)>,
+    /// Copy buffer reused for every file: large, so big files take few write(2) calls.
+    buf: Vec<u8>,
 }
 
 impl Applier<'_> {
@@ -312,8 +315,17 @@ impl Applier<'_> {
                 )
                 .map_err(|e| entry_err(&name, "create file", e))?;
                 let mut file = std::fs::File::from(fd);
-                let n = io::copy(entry, &mut file).map_err(UnpackError::Archive)?;
-                self.size += n;
+                loop {
+                    let n = match entry.read(&mut self.buf) {
+                        Ok(0) => break,
+                        Ok(n) => n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(UnpackError::Archive(e)),
+                    };
+                    file.write_all(&self.buf[..n])
+                        .map_err(|e| entry_err(&name, "write file", e))?;
+                    self.size += n as u64;
+                }
                 self.set_fd_meta(file.as_fd(), &meta, &name)?;
                 set_fd_time(file.as_fd(), meta.mtime)
                     .map_err(|e| entry_err(&name, "set mtime", e))?;

@@ -469,6 +469,29 @@ impl TestEnv {
         self.write_config(&config)
     }
 
+    /// Makes `registry` a pull-through mirror in the rcompose config (`registry-mirrors`, the
+    /// key docker's daemon.json uses, with the mirror's `http://` URL) and allows plain HTTP to
+    /// it (`insecure-registries`).
+    pub fn use_mirror(&self, registry: &Registry) -> Result<()> {
+        self.set_config("registry-mirrors", json!([registry.url()]))?;
+        self.allow_insecure(registry)
+    }
+
+    /// Adds `registry` to `insecure-registries` (plain HTTP allowed) in the rcompose config.
+    pub fn allow_insecure(&self, registry: &Registry) -> Result<()> {
+        let mut list = self
+            .config()?
+            .get("insecure-registries")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let host = Value::String(registry.host_port().to_string());
+        if !list.contains(&host) {
+            list.push(host);
+        }
+        self.set_config("insecure-registries", Value::Array(list))
+    }
+
     /// Adds the registry to `auths` in `$DOCKER_CONFIG/config.json` with its credentials, as
     /// `docker login` would; no-op for a registry without auth.
     pub fn docker_login(&self, registry: &Registry) -> Result<()> {

@@ -5,10 +5,11 @@
 //! 0, sorted entries, fixed compression levels, fixed `created` times), so tests can compare
 //! what rcompose pulled against the digests computed here.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -53,7 +54,8 @@ pub mod media {
 pub enum Compression {
     /// Plain tar.
     None,
-    /// gzip (level 6).
+    /// gzip (level 1: tests build fixtures in unoptimized debug builds, where higher levels cost
+    /// seconds per image for a few hundred KiB saved).
     Gzip,
     /// zstd (level 3).
     Zstd,
@@ -121,7 +123,7 @@ impl Compression {
             Compression::Gzip => {
                 // GzBuilder writes mtime 0 and no file name, so the header is deterministic.
                 let mut enc =
-                    flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(6));
+                    flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(1));
                 enc.write_all(tar).context("gzip-compressing layer")?;
                 enc.finish().context("finishing gzip stream")
             }
@@ -437,6 +439,32 @@ pub fn list_tar(blob: &[u8]) -> Result<Vec<TarEntry>> {
     Ok(out)
 }
 
+type BlobCache = Mutex<HashMap<(String, Compression), Arc<(Vec<u8>, String)>>>;
+
+/// Compresses a layer tar once per process and returns the blob with its digest.
+///
+/// Compression is deterministic, so the cache changes no digest; it only stops every test from
+/// paying again for gzip-compressing the same 2 MiB busybox in an unoptimized build.
+fn compress_cached(
+    diff_id: &str,
+    compression: Compression,
+    tar: &[u8],
+) -> Result<Arc<(Vec<u8>, String)>> {
+    static CACHE: OnceLock<BlobCache> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let key = (diff_id.to_string(), compression);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(hit);
+    }
+    let blob = compression.compress(tar)?;
+    let digest = sha256_digest(&blob);
+    let entry = Arc::new((blob, digest));
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, Arc::clone(&entry));
+    }
+    Ok(entry)
+}
+
 /// A layer as it went into an image.
 #[derive(Debug, Clone)]
 pub struct BuiltLayer {
@@ -574,6 +602,17 @@ impl OciLayout {
         })
     }
 
+    /// Stores a blob whose digest the caller already computed.
+    fn write_blob_known(&self, media_type: &str, bytes: &[u8], digest: &str) -> Result<Descriptor> {
+        let path = self.blob_path(digest);
+        fs::write(&path, bytes).with_context(|| format!("writing blob {}", path.display()))?;
+        Ok(Descriptor {
+            media_type: media_type.to_string(),
+            digest: digest.to_string(),
+            size: bytes.len() as u64,
+        })
+    }
+
     /// Stores a JSON document as a blob. Serialized compactly, keys in insertion order, so the
     /// digest is stable.
     pub fn write_json(&self, media_type: &str, value: &Value) -> Result<Descriptor> {
@@ -588,8 +627,10 @@ impl OciLayout {
         for (layer, compression, created_by) in &spec.layers {
             let tar = layer.tar()?;
             let diff_id = sha256_digest(&tar);
-            let blob = compression.compress(&tar)?;
-            let descriptor = self.write_blob(compression.layer_media_type(spec.format)?, &blob)?;
+            let cached = compress_cached(&diff_id, *compression, &tar)?;
+            let (blob, digest) = &*cached;
+            let descriptor =
+                self.write_blob_known(compression.layer_media_type(spec.format)?, blob, digest)?;
             layers.push(BuiltLayer {
                 descriptor,
                 diff_id,

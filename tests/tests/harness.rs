@@ -179,6 +179,23 @@ fn busybox_fixture_round_trips() {
 
 #[test]
 fn fixtures_are_deterministic() {
+    // Layer archives and their compression, bypassing the per-process blob cache.
+    let tar = |name| {
+        fixtures::busybox_rootfs(name, fixtures::AppletLinks::Symlinks)
+            .and_then(|l| l.tar())
+            .expect("rootfs tar")
+    };
+    let (one, two) = (tar("a"), tar("a"));
+    assert_eq!(one, two, "same rootfs, same tar bytes");
+    assert_ne!(one, tar("b"), "the fixture name is in the rootfs");
+    for c in Compression::ALL {
+        assert_eq!(
+            c.compress(&one).expect("compress"),
+            c.compress(&two).expect("compress"),
+            "{} is deterministic",
+            c.name()
+        );
+    }
     let a = fixtures::busybox_image().expect("first build");
     let b = fixtures::busybox_image().expect("second build");
     assert_eq!(a.digest(), b.digest());
@@ -447,6 +464,10 @@ fn test_env_is_private_and_cleans_up() {
         "127.0.0.1:1"
     );
     let reg = Registry::start_with_auth("u", "p").expect("auth registry");
+    env.use_mirror(&reg).expect("mirror config");
+    let config = env.config().expect("config");
+    assert_eq!(config["registry-mirrors"][0], reg.url().as_str());
+    assert_eq!(config["insecure-registries"][1], reg.host_port());
     env.docker_login(&reg).expect("docker login");
     let docker: Value = serde_json::from_slice(
         &std::fs::read(env.docker_config_dir().join("config.json")).expect("docker config"),

@@ -77,7 +77,9 @@ async fn rt_attach(
         .await?;
     // The connection's socket must be created inside the namespace: on a thread that setns'es.
     let nsf = std::fs::File::open(ns)?;
+    let rt = tokio::runtime::Handle::current();
     let (conn, h, _) = std::thread::spawn(move || {
+        let _enter = rt.enter();
         // SAFETY: setns on a valid netns fd, on this short-lived thread only.
         unsafe { libc::setns(nsf.as_raw_fd(), libc::CLONE_NEWNET) };
         rtnetlink::new_connection()
@@ -134,15 +136,15 @@ async fn rt_detach(host: &rtnetlink::Handle, veth: &str) -> Res<()> {
 
 /// netctl's blocking handle: the exact calls `LinuxNetOps` makes.
 fn nl_attach(
+    ops: &mut netctl::netlink::LinuxNetOps,
     host: &mut netctl::netlink::Handle,
     bridge: &str,
     veth: &str,
     ns: &Path,
     last: u8,
 ) -> Res<()> {
-    use netctl::netlink::{ContainerIfConfig, LinuxNetOps, NetOps, VethSpec};
+    use netctl::netlink::{ContainerIfConfig, NetOps, VethSpec};
     let master = host.link_index(bridge)?.ok_or("no bridge")?;
-    let mut ops = LinuxNetOps::new();
     ops.create_veth(
         &VethSpec {
             host: veth.into(),
@@ -184,21 +186,33 @@ fn main() -> Res<()> {
     ip(&["link", "set", &bridge, "up"])?;
     let paths: Vec<PathBuf> = nss.iter().map(|n| PathBuf::from(format!("/run/netns/{n}"))).collect();
 
-    // Blocking netlink (netctl).
-    let mut netns_added = false;
-    for ns in &nss {
-        ip(&["netns", "add", ns])?;
-        netns_added = true;
+    let rt_first = std::env::var("BENCH_ORDER").is_ok_and(|v| v == "rt-first");
+    for round in 0..2 {
+        if (round == 0) != rt_first {
+            blocking_round(n, &bridge, &nss, &paths)?;
+        } else {
+            rt_round(n, &bridge, &nss, &paths)?;
+        }
     }
-    let _ = netns_added;
+    Ok(())
+}
+
+fn blocking_round(n: usize, bridge: &str, nss: &[String], paths: &[PathBuf]) -> Res<()> {
+    // Blocking netlink (netctl).
+    for ns in nss {
+        let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        ip(&["netns", "add", ns])?;
+    }
     let t = Instant::now();
     let mut host = netctl::netlink::Handle::new()?;
+    // One host connection for the whole run, as NetworkManager keeps it.
+    let mut ops = netctl::netlink::LinuxNetOps::new();
     let setup_nl = t.elapsed();
     let (mut a, mut d) = (Vec::new(), Vec::new());
     for (i, p) in paths.iter().enumerate() {
         let veth = format!("rccmpv{i}");
         let t = Instant::now();
-        nl_attach(&mut host, &bridge, &veth, p, (i + 2) as u8)?;
+        nl_attach(&mut ops, &mut host, bridge, &veth, p, (i + 2) as u8)?;
         a.push(t.elapsed());
     }
     for i in 0..n {
@@ -210,9 +224,13 @@ fn main() -> Res<()> {
     summary("  attach", a);
     summary("  detach", d);
 
+    Ok(())
+}
+
+fn rt_round(n: usize, bridge: &str, nss: &[String], paths: &[PathBuf]) -> Res<()> {
     // rtnetlink on a current-thread tokio runtime (fresh namespaces).
-    for ns in &nss {
-        let _ = Command::new("ip").args(["netns", "del", ns]).status();
+    for ns in nss {
+        let _ = Command::new("ip").args(["netns", "del", ns]).output();
         ip(&["netns", "add", ns])?;
     }
     let t = Instant::now();
@@ -225,7 +243,7 @@ fn main() -> Res<()> {
         for (i, p) in paths.iter().enumerate() {
             let veth = format!("rccmpv{i}");
             let t = Instant::now();
-            rt_attach(&host, &bridge, &veth, p, (i + 2) as u8).await?;
+            rt_attach(&host, bridge, &veth, p, (i + 2) as u8).await?;
             a.push(t.elapsed());
         }
         for i in 0..n {

@@ -187,6 +187,14 @@ pub fn run(global: &GlobalOpts, args: NetworkArgs) -> anyhow::Result<i32> {
     let root = cli.root.unwrap_or_else(|| global.root.clone());
     let mut nm = NetworkManager::open(&root)
         .with_context(|| format!("opening the networks of {}", root.display()))?;
+    // Service DNS follows every change; the resolver (`rcompose __dns`) is started on demand.
+    let dns = netctl::dns::Registry::open(&root)
+        .with_context(|| format!("opening the DNS state of {}", root.display()))?;
+    let dns = match std::env::current_exe() {
+        Ok(exe) => dns.with_resolver(exe),
+        Err(_) => dns,
+    };
+    nm.set_dns(Box::new(dns));
     match cli.command {
         Cmd::Create(a) => create(&mut nm, a),
         Cmd::Ls(a) => ls(&nm, a),

@@ -107,6 +107,7 @@ async fn pull_from(
     opts: &PullOptions,
     progress: Progress,
 ) -> Result<PullOutcome, RegistryError> {
+    let _lease = store.lease()?;
     let repo = reference.repository();
     let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
     let tag_or_digest = match (reference.digest(), reference.tag()) {
@@ -160,7 +161,16 @@ async fn pull_from(
     let config_bytes = if store.content.exists(&manifest.config.digest) {
         store.content.read(&manifest.config.digest)?
     } else {
-        download_blob(client, ep, repo, &manifest.config, &store.content, None).await?;
+        download_blob(
+            client,
+            ep,
+            repo,
+            &manifest.config,
+            &store.content,
+            None,
+            None,
+        )
+        .await?;
         store.content.read(&manifest.config.digest)?
     };
     let config = ImageConfig::parse(&config_bytes)?;
@@ -203,42 +213,51 @@ async fn pull_from(
         let diff_id = diff_ids[i].clone();
         let layer = layer.clone();
         jobs.push(async move {
-            {
-                let _permit = sem
-                    .acquire()
-                    .await
-                    .map_err(|e| RegistryError::Task(e.to_string()))?;
-                download_blob(
-                    client,
-                    ep,
-                    repo,
-                    &layer,
-                    &store.content,
-                    Some((&id, &progress)),
-                )
-                .await?;
-            }
-            progress(PullEvent::Layer {
-                id: id.clone(),
-                status: LayerStatus::DownloadComplete,
-            });
-            if !store.snapshots.exists(&chain) {
-                progress(PullEvent::Layer {
-                    id: id.clone(),
-                    status: LayerStatus::Extracting,
-                });
+            // Unpack while downloading: the bytes are teed to a blocking unpacker as they
+            // arrive. The snapshot is verified against the diff id on its own, so it does not
+            // wait for the compressed digest; if the tee breaks (retry, error), the layer is
+            // unpacked again from the verified blob afterwards.
+            // The unpacker starts with the download, under the same per-registry bound.
+            let permit = sem.acquire().await.map_err(|e| RegistryError::Task(e.to_string()))?;
+            let mut streamed = None;
+            let tee = if store.snapshots.exists(&chain) {
+                None
+            } else {
+                let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+                let (snapshots, chain, parent, diff_id) =
+                    (store.snapshots.clone(), chain.clone(), parent.clone(), diff_id.clone());
+                streamed = Some(tokio::task::spawn_blocking(move || {
+                    let opts = UnpackOptions { expected_diff_id: Some(diff_id), ..UnpackOptions::default() };
+                    snapshots.create_with(&chain, parent.as_ref(), |dir| unpack_layer(ChannelReader::new(rx), dir, &opts))
+                }));
+                progress(PullEvent::Layer { id: id.clone(), status: LayerStatus::Extracting });
+                Some(tx)
+            };
+            download_blob(client, ep, repo, &layer, &store.content, Some((&id, &progress)), tee).await?;
+            drop(permit);
+            progress(PullEvent::Layer { id: id.clone(), status: LayerStatus::DownloadComplete });
+            let streamed_ok = match streamed {
+                Some(handle) => match handle.await {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(e)) => {
+                        tracing::debug!(layer = %id, error = %e, "streamed unpack failed; unpacking from the stored blob");
+                        false
+                    }
+                    Err(e) => return Err(RegistryError::Task(e.to_string())),
+                },
+                None => false,
+            };
+            if !streamed_ok && !store.snapshots.exists(&chain) {
+                progress(PullEvent::Layer { id: id.clone(), status: LayerStatus::Extracting });
                 let snapshots = store.snapshots.clone();
                 let content = store.content.clone();
                 let blob = layer.digest.clone();
                 tokio::task::spawn_blocking(move || -> Result<(), RegistryError> {
-                    let opts = UnpackOptions {
-                        expected_diff_id: Some(diff_id),
-                        ..UnpackOptions::default()
-                    };
+                    let opts = UnpackOptions { expected_diff_id: Some(diff_id), ..UnpackOptions::default() };
                     snapshots.create_with(&chain, parent.as_ref(), |dir| {
-                        let f = content.open_blob(&blob).map_err(|e| {
-                            crate::unpack::UnpackError::Archive(std::io::Error::other(e))
-                        })?;
+                        let f = content
+                            .open_blob(&blob)
+                            .map_err(|e| crate::unpack::UnpackError::Archive(std::io::Error::other(e)))?;
                         unpack_layer(f, dir, &opts)
                     })?;
                     Ok(())
@@ -246,10 +265,7 @@ async fn pull_from(
                 .await
                 .map_err(|e| RegistryError::Task(e.to_string()))??;
             }
-            progress(PullEvent::Layer {
-                id,
-                status: LayerStatus::PullComplete,
-            });
+            progress(PullEvent::Layer { id, status: LayerStatus::PullComplete });
             Ok::<(), RegistryError>(())
         });
     }
@@ -367,6 +383,7 @@ pub(crate) async fn download_blob(
     desc: &Descriptor,
     content: &ContentStore,
     progress: Option<(&str, &Progress)>,
+    mut tee: Option<tokio::sync::mpsc::Sender<bytes::Bytes>>,
 ) -> Result<(), RegistryError> {
     const ATTEMPTS: u32 = 4;
     let path = format!("v2/{repo}/blobs/{}", desc.digest);
@@ -404,6 +421,12 @@ pub(crate) async fn download_blob(
                     source,
                 })?;
                 writer.write(&chunk)?;
+                if let Some(tx) = &tee {
+                    // The unpacker gave up (or finished early): keep downloading without it.
+                    if tx.send(chunk.clone()).await.is_err() {
+                        tee = None;
+                    }
+                }
                 if let Some((id, p)) = progress {
                     let done = writer.written();
                     // Report every 256 KiB at most: a callback per TCP read is wasted work.
@@ -435,6 +458,9 @@ pub(crate) async fn download_blob(
             }
             Err(e) if attempt < ATTEMPTS && e.is_transient() => {
                 drop(writer);
+                // The streamed unpack saw a cut stream; it will fail and the layer is unpacked
+                // from the blob once the retry has stored it.
+                tee = None;
                 if let Some((id, p)) = progress {
                     p(PullEvent::Layer {
                         id: id.to_owned(),
@@ -448,5 +474,35 @@ pub(crate) async fn download_blob(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Blocking `Read` over the chunks a download tees to the unpacker; EOF when the sender is gone.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    cur: bytes::Bytes,
+}
+
+impl ChannelReader {
+    fn new(rx: tokio::sync::mpsc::Receiver<bytes::Bytes>) -> Self {
+        ChannelReader {
+            rx,
+            cur: bytes::Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        bytes::Buf::advance(&mut self.cur, n);
+        Ok(n)
     }
 }

@@ -87,10 +87,15 @@ pub async fn push(
     let mut jobs = Vec::new();
     for desc in blobs {
         let id = desc.digest.short().to_owned();
+        // Layers are reported as docker does; the config blob goes up silently.
+        let progress: PushProgress = if desc.digest == rec.id {
+            Arc::new(|_| {})
+        } else {
+            progress.clone()
+        };
         progress(PushEvent::Preparing { id: id.clone() });
-        let (sem, progress, ep, repo, scope, mount_from) = (
+        let (sem, ep, repo, scope, mount_from) = (
             sem.clone(),
-            progress.clone(),
             ep.clone(),
             repo.clone(),
             scope.clone(),

@@ -162,3 +162,45 @@ pub fn run_push(global: &GlobalOpts, args: ProjectPushArgs) -> anyhow::Result<i3
     }
     Ok(i32::from(failed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc(name: &str, deps: &[&str]) -> (String, Service) {
+        let mut s = Service {
+            name: name.to_owned(),
+            ..Service::default()
+        };
+        for d in deps {
+            s.depends_on.insert((*d).to_owned(), Default::default());
+        }
+        (name.to_owned(), s)
+    }
+
+    #[test]
+    fn selects_services_and_dependencies() {
+        let all: IndexMap<String, Service> = [
+            svc("web", &["api"]),
+            svc("api", &["db"]),
+            svc("db", &[]),
+            svc("x", &[]),
+        ]
+        .into_iter()
+        .collect();
+        let names = |v: Vec<&Service>| v.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(select(&all, &[], false).unwrap()),
+            vec!["web", "api", "db", "x"]
+        );
+        assert_eq!(
+            names(select(&all, &["web".into()], false).unwrap()),
+            vec!["web"]
+        );
+        assert_eq!(
+            names(select(&all, &["web".into()], true).unwrap()),
+            vec!["web", "api", "db"]
+        );
+        assert!(select(&all, &["nope".into()], false).is_err());
+    }
+}
