@@ -376,7 +376,7 @@ impl<'o> Ctx<'o> {
         if self.opts.interpolate {
             self.interpolate(&mut node)?;
         }
-        schema::validate(&node)?;
+        schema::validate(&mut node)?;
         canonicalize(
             &mut node,
             CanonOptions {
@@ -588,7 +588,7 @@ impl<'o> Ctx<'o> {
         if self.opts.interpolate {
             self.interpolate(&mut node)?;
         }
-        schema::validate(&node)?;
+        schema::validate(&mut node)?;
         canonicalize(
             &mut node,
             CanonOptions {

@@ -54,8 +54,20 @@ fn compiled() -> Option<&'static Compiled> {
         .as_ref()
 }
 
-/// Validates a whole compose file.
-pub fn validate(root: &Node) -> Result<(), SchemaError> {
+/// Validates a whole compose file, then turns strings that stand for booleans (`"true"`,
+/// `"false"`, as interpolation or quoting leaves them) into booleans where the schema allows a
+/// boolean, as compose-go does. Other strings there are errors at their location.
+pub fn validate(root: &mut Node) -> Result<(), SchemaError> {
+    let mut coerce = Vec::new();
+    check(root, &mut coerce)?;
+    if !coerce.is_empty() {
+        coerce.sort_unstable();
+        apply_coercions(root, &coerce);
+    }
+    Ok(())
+}
+
+fn check(root: &Node, coerce: &mut Vec<usize>) -> Result<(), SchemaError> {
     let Some(c) = compiled() else {
         return Err(SchemaError {
             path: String::new(),
@@ -63,7 +75,7 @@ pub fn validate(root: &Node) -> Result<(), SchemaError> {
             loc: Loc::none(),
         });
     };
-    c.check(root, 0, &mut Vec::new(), &root.loc)
+    c.check(root, 0, &mut Vec::new(), &root.loc, coerce)
 }
 
 // Type bits.
@@ -332,6 +344,7 @@ impl Compiled {
         si: usize,
         path: &mut Vec<Seg<'n>>,
         key_loc: &Loc,
+        out: &mut Vec<usize>,
     ) -> Result<(), SchemaError> {
         // `!reset` removes the value whatever its shape, so its body is never validated.
         if node.tag == Some(MergeTag::Reset) {
@@ -343,7 +356,22 @@ impl Compiled {
         }
         let bit = node_bit(node);
         if !s.one_of.is_empty() {
-            self.check_one_of(node, bit, &s.one_of, path, key_loc)?;
+            self.check_one_of(node, bit, &s.one_of, path, key_loc, out)?;
+        }
+        // Where the schema takes "boolean or string", the string is there only so that
+        // interpolation can produce a boolean (maps of arbitrary values allow more types).
+        if bit == STR && s.types == BOOL | STR {
+            let text = node.as_scalar().unwrap_or_default();
+            match parse_bool(text) {
+                Some(_) => out.push(node as *const Node as usize),
+                None => {
+                    return Err(self.err(
+                        path,
+                        format!("must be a boolean (true or false), not {text:?}"),
+                        &node.loc,
+                    ))
+                }
+            }
         }
         if s.types != 0 && s.types & bit == 0 {
             return Err(self.err(
@@ -388,8 +416,8 @@ impl Compiled {
             }
         }
         match &node.kind {
-            Kind::Map(entries) => self.check_object(node, entries, s, path),
-            Kind::Seq(items) => self.check_array(items, s, path),
+            Kind::Map(entries) => self.check_object(node, entries, s, path, out),
+            Kind::Seq(items) => self.check_array(items, s, path, out),
             Kind::Scalar(..) => Ok(()),
         }
     }
@@ -401,6 +429,7 @@ impl Compiled {
         branches: &[usize],
         path: &mut Vec<Seg<'n>>,
         key_loc: &Loc,
+        out: &mut Vec<usize>,
     ) -> Result<(), SchemaError> {
         // Only branches whose type fits the value can match; trying the others would build an
         // error for each of them, for nothing.
@@ -416,9 +445,12 @@ impl Compiled {
             tried = true;
             // Overlapping branches (an integer is also a number) are accepted: the schema's
             // intent is "one of these shapes", and docker compose's validator is as lenient.
-            match self.check(node, b, path, key_loc) {
+            let mark = out.len();
+            match self.check(node, b, path, key_loc, out) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
+                    // Coercions a failed branch asked for do not apply.
+                    out.truncate(mark);
                     first_err.get_or_insert(e);
                 }
             }
@@ -439,6 +471,7 @@ impl Compiled {
         entries: &'n [(Key, Node)],
         s: &SNode,
         path: &mut Vec<Seg<'n>>,
+        out: &mut Vec<usize>,
     ) -> Result<(), SchemaError> {
         for r in &s.required {
             if !entries.iter().any(|(k, _)| k.name == *r) {
@@ -452,12 +485,12 @@ impl Compiled {
                 .properties
                 .binary_search_by(|(name, _)| name.as_str().cmp(k.name.as_str()))
             {
-                self.check(v, s.properties[i].1, path, &k.loc)?;
+                self.check(v, s.properties[i].1, path, &k.loc, out)?;
                 handled = true;
             }
             for (m, si) in &s.pattern_properties {
                 if m.matches(&k.name) {
-                    self.check(v, *si, path, &k.loc)?;
+                    self.check(v, *si, path, &k.loc, out)?;
                     handled = true;
                 }
             }
@@ -476,7 +509,7 @@ impl Compiled {
                             loc: k.loc.clone(),
                         });
                     }
-                    Additional::Schema(si) => self.check(v, si, path, &k.loc)?,
+                    Additional::Schema(si) => self.check(v, si, path, &k.loc, out)?,
                     Additional::Any => {}
                 }
             }
@@ -490,11 +523,12 @@ impl Compiled {
         items: &'n [Node],
         s: &SNode,
         path: &mut Vec<Seg<'n>>,
+        out: &mut Vec<usize>,
     ) -> Result<(), SchemaError> {
         if let Some(item_schema) = s.items {
             for (i, item) in items.iter().enumerate() {
                 path.push(Seg::Index(i));
-                self.check(item, item_schema, path, &item.loc)?;
+                self.check(item, item_schema, path, &item.loc, out)?;
                 path.pop();
             }
         }
@@ -507,6 +541,36 @@ impl Compiled {
             }
         }
         Ok(())
+    }
+}
+
+/// Go's `strconv.ParseBool`, which compose-go applies to boolean fields.
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// Rewrites the nodes at the recorded addresses (sorted) as booleans.
+fn apply_coercions(node: &mut Node, targets: &[usize]) {
+    let addr = node as *const Node as usize;
+    if targets.binary_search(&addr).is_ok() {
+        if let Kind::Scalar(text, style) = &mut node.kind {
+            if let Some(b) = parse_bool(text) {
+                *text = b.to_string();
+                *style = crate::yaml::Style::Plain;
+            }
+        }
+        return;
+    }
+    match &mut node.kind {
+        Kind::Map(entries) => entries
+            .iter_mut()
+            .for_each(|(_, v)| apply_coercions(v, targets)),
+        Kind::Seq(items) => items.iter_mut().for_each(|v| apply_coercions(v, targets)),
+        Kind::Scalar(..) => {}
     }
 }
 
@@ -538,7 +602,7 @@ mod tests {
     use crate::yaml::{parse, Source};
 
     fn check(text: &str) -> Result<(), SchemaError> {
-        validate(&parse(&Source::new("compose.yaml", text)).unwrap())
+        validate(&mut parse(&Source::new("compose.yaml", text)).unwrap())
     }
 
     #[test]
@@ -586,6 +650,28 @@ mod tests {
         assert!(check("services:\n  a:\n    pull_policy: every_12h\n").is_ok());
         let e = check("services:\n  a:\n    dns_search: [a, a]\n").unwrap_err();
         assert!(e.message.contains("more than once"), "{e}");
+    }
+
+    #[test]
+    fn boolean_strings_become_booleans() {
+        let mut n = parse(&Source::new(
+            "compose.yaml",
+            "services:\n  a:\n    privileged: \"true\"\n    tty: 'False'\n    environment: {X: \"true\"}\n",
+        ))
+        .unwrap();
+        validate(&mut n).unwrap();
+        let v = n.to_value();
+        assert_eq!(v["services"]["a"]["privileged"], serde_json::json!(true));
+        assert_eq!(v["services"]["a"]["tty"], serde_json::json!(false));
+        // Environment values are strings, whatever they say.
+        assert_eq!(
+            v["services"]["a"]["environment"]["X"],
+            serde_json::json!("true")
+        );
+        let e = check("services:\n  a:\n    read_only: maybe\n").unwrap_err();
+        assert_eq!(e.path, "services.a.read_only");
+        assert!(e.message.contains("must be a boolean"), "{e}");
+        assert_eq!((e.loc.line, e.loc.col), (3, 16));
     }
 
     #[test]
