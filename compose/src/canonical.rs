@@ -184,6 +184,29 @@ fn bytes(n: &mut Node, opts: CanonOptions) -> Result<()> {
     Ok(())
 }
 
+/// A number the schema lets be written as a string (so interpolation can produce it): numeric
+/// strings become numbers, anything else is an error at the value.
+fn number(n: &mut Node, what: &str, opts: CanonOptions) -> Result<()> {
+    if keep_raw(n, opts) {
+        return Ok(());
+    }
+    if let Value::String(s) = n.to_value() {
+        let t = s.trim();
+        let v = if let Ok(i) = t.parse::<i64>() {
+            Value::from(i)
+        } else {
+            match t.parse::<f64>().ok().filter(|f| f.is_finite()) {
+                Some(f) => Value::from(f),
+                None => return Err(err(&n.loc, format!("invalid {what} {s:?}: not a number"))),
+            }
+        };
+        let tag = n.tag;
+        *n = Node::from_value(&v, &n.loc);
+        n.tag = tag;
+    }
+    Ok(())
+}
+
 fn with_child(n: &mut Node, name: &str, f: impl FnOnce(&mut Node) -> Result<()>) -> Result<()> {
     match n.get_mut(name) {
         Some(child) => f(child),
@@ -359,6 +382,24 @@ fn service(svc: &mut Node, _name: &str, opts: CanonOptions) -> Result<()> {
             })
         })?;
     }
+    for k in [
+        "cpu_shares",
+        "cpu_quota",
+        "cpu_period",
+        "cpu_rt_period",
+        "cpu_rt_runtime",
+        "mem_swappiness",
+        "pids_limit",
+        "scale",
+    ] {
+        with_child(svc, k, |n| number(n, k, opts))?;
+    }
+    with_child(svc, "healthcheck", |h| {
+        with_child(h, "retries", |n| number(n, "retries", opts))
+    })?;
+    with_child(svc, "blkio_config", |b| {
+        with_child(b, "weight", |n| number(n, "weight", opts))
+    })?;
     with_child(svc, "cpus", |n| {
         if let Some(Value::String(s)) = Some(n.to_value()) {
             if !keep_raw(n, opts) {
@@ -624,10 +665,28 @@ fn build(b: &mut Node, opts: CanonOptions) -> Result<()> {
 
 fn deploy(d: &mut Node, opts: CanonOptions) -> Result<()> {
     with_child(d, "labels", |n| list_or_dict(n, false))?;
+    with_child(d, "replicas", |n| number(n, "replicas", opts))?;
+    with_child(d, "restart_policy", |p| {
+        with_child(p, "max_attempts", |n| number(n, "max_attempts", opts))
+    })?;
+    with_child(d, "placement", |p| {
+        with_child(p, "max_replicas_per_node", |n| {
+            number(n, "max_replicas_per_node", opts)
+        })
+    })?;
+    for cfg in ["update_config", "rollback_config"] {
+        with_child(d, cfg, |u| {
+            with_child(u, "parallelism", |n| number(n, "parallelism", opts))?;
+            with_child(u, "max_failure_ratio", |n| {
+                number(n, "max_failure_ratio", opts)
+            })
+        })?;
+    }
     with_child(d, "resources", |r| {
         for side in ["limits", "reservations"] {
             with_child(r, side, |l| {
                 with_child(l, "memory", |m| bytes(m, opts))?;
+                with_child(l, "pids", |m| number(m, "pids", opts))?;
                 with_child(l, "cpus", |c| {
                     if let Value::String(s) = c.to_value() {
                         if !keep_raw(c, opts) {

@@ -129,8 +129,13 @@ impl Loaded {
 
 /// Converts a resolved project (as `Loaded::take_value` gives it) to the typed model.
 pub fn project_from_value(value: Value) -> Result<crate::model::Project> {
-    serde_json::from_value(value)
-        .map_err(|e| LoadError::Plain(format!("the resolved project does not fit the model: {e}")))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        LoadError::Plain(format!(
+            "{}: {} (the value passed validation but does not fit the project model)",
+            e.path(),
+            e.inner()
+        ))
+    })
 }
 
 /// Loads the project the options describe.
