@@ -22,3 +22,4 @@ pub mod shellwords;
 pub mod syntax;
 pub mod validate;
 pub mod yaml;
+pub mod yaml_de;

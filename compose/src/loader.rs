@@ -84,52 +84,60 @@ pub struct Loaded {
 impl Loaded {
     /// The project as JSON, in the key order `rcompose config` prints.
     pub fn to_value(&self) -> Value {
-        self.arrange(self.root.to_value())
+        self.arranged(self.root.clone()).into_value()
     }
 
-    /// Takes the resolved tree out as JSON (leaving an empty project behind), for callers that
-    /// need no more locations: cheaper than `to_value` on big projects.
-    pub fn take_value(&mut self) -> Value {
+    /// Takes the resolved tree out (leaving an empty project behind), arranged in the order
+    /// `rcompose config` prints, for callers that are done with the loader's result.
+    pub fn take_node(&mut self) -> Node {
         let root = std::mem::replace(&mut self.root, Node::map(Vec::new(), Loc::none()));
-        self.arrange(root.into_value())
+        self.arranged(root)
     }
 
-    fn arrange(&self, v: Value) -> Value {
-        let Value::Object(mut m) = v else {
-            return v;
+    /// The project name first, then the sections with their entries sorted by name, then
+    /// extensions; `version` and `include` are gone by now.
+    fn arranged(&self, root: Node) -> Node {
+        let loc = root.loc.clone();
+        let Kind::Map(mut entries) = root.kind else {
+            return root;
         };
-        let mut out = serde_json::Map::new();
-        out.insert("name".into(), Value::from(self.name.clone()));
-        for k in [
+        let mut out: Vec<(Key, Node)> = Vec::with_capacity(entries.len() + 1);
+        out.push((
+            Key {
+                name: "name".into(),
+                loc: loc.clone(),
+            },
+            Node::string(self.name.clone(), loc.clone()),
+        ));
+        for section in [
             "services", "networks", "volumes", "secrets", "configs", "models",
         ] {
-            if let Some(Value::Object(section)) = m.remove(k) {
-                if section.is_empty() && k != "services" {
+            let Some(i) = entries.iter().position(|(k, _)| k.name == section) else {
+                continue;
+            };
+            let (k, mut v) = entries.remove(i);
+            if let Kind::Map(items) = &mut v.kind {
+                if items.is_empty() && section != "services" {
                     continue;
                 }
-                let mut sorted: Vec<(String, Value)> = section.into_iter().collect();
-                sorted.sort_by(|a, b| a.0.cmp(&b.0));
-                out.insert(k.into(), Value::Object(sorted.into_iter().collect()));
+                items.sort_by(|a, b| a.0.name.cmp(&b.0.name));
             }
+            out.push((k, v));
         }
-        m.remove("name");
-        m.remove("version");
-        m.remove("include");
-        for (k, v) in m {
-            out.insert(k, v);
-        }
-        Value::Object(out)
+        entries.retain(|(k, _)| !matches!(k.name.as_str(), "name" | "version" | "include"));
+        out.extend(entries);
+        Node::map(out, loc)
     }
 
     /// The loaded project as the typed model.
     pub fn project(&self) -> Result<crate::model::Project> {
-        project_from_value(self.to_value())
+        project_from_node(self.arranged(self.root.clone()))
     }
 }
 
-/// Converts a resolved project (as `Loaded::take_value` gives it) to the typed model.
-pub fn project_from_value(value: Value) -> Result<crate::model::Project> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
+/// Converts a resolved project (as `Loaded::take_node` gives it) to the typed model.
+pub fn project_from_node(node: Node) -> Result<crate::model::Project> {
+    serde_path_to_error::deserialize(crate::yaml_de::NodeDeserializer(node)).map_err(|e| {
         LoadError::Plain(format!(
             "{}: {} (the value passed validation but does not fit the project model)",
             e.path(),

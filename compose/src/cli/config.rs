@@ -11,7 +11,7 @@ use super::project::{load_project, LoadSwitches};
 use super::GlobalOpts;
 use crate::graph::DependencyGraph;
 use crate::hash::service_hash;
-use crate::loader::project_from_value;
+use crate::loader::project_from_node;
 
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
@@ -74,11 +74,11 @@ pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
         Some(selected(&loaded.root, &args.services_filter)?)
     };
     let typed = !args.no_interpolate && !args.no_normalize;
-    let raw = loaded.take_value();
+    let raw = loaded.take_node();
     if args.quiet {
         // Converting to the model is the last validation step; nothing is printed.
         if typed {
-            let project = project_from_value(raw)?;
+            let project = project_from_node(raw)?;
             // The process ends here: freeing a large model piece by piece would only cost time.
             std::mem::forget(project);
         }
@@ -89,9 +89,9 @@ pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
     // holds everything the loader produced. Without interpolation or normalisation values may
     // not fit their types yet (`${PORT}` where a number belongs), so the tree is printed as is.
     let mut value = if typed {
-        serde_json::to_value(project_from_value(raw)?)?
+        serde_json::to_value(project_from_node(raw)?)?
     } else {
-        raw
+        raw.into_value()
     };
     sort_maps(&mut value);
     if let (Some(keep), Some(Value::Object(services))) = (&keep, value.get_mut("services")) {
