@@ -4,7 +4,9 @@
 //! poll loop, but the pages touched while starting up (and the neighbours the kernel's
 //! fault-around maps with them) stay resident. [`trim`] unmaps the clean pages of read-only
 //! file mappings (code and constants, which simply fault back in from the page cache when
-//! used again) and marks those mappings `MADV_RANDOM` so later faults map single pages.
+//! used again) and marks those mappings `MADV_RANDOM` (no readahead; the kernel's fault-around,
+//! which maps up to 64 KiB per fault, still applies, so the supervisor trims again after
+//! each healthcheck).
 //! Mappings holding private (relocated or written) pages are left alone: dropping those would
 //! lose data.
 

@@ -791,6 +791,9 @@ impl Sup {
             .map(Duration::from_millis)
             .unwrap_or(t.interval);
         self.next_health = Some(Instant::now() + next);
+        // The kernel maps up to 64 KiB around every page fault (MADV_RANDOM does not stop
+        // that), so even the little code a check runs here leaves pages behind: drop them.
+        super::resident::trim();
     }
 }
 
