@@ -131,12 +131,25 @@ impl Loaded {
 
     /// The loaded project as the typed model.
     pub fn project(&self) -> Result<crate::model::Project> {
-        project_from_node(self.arranged(self.root.clone()))
+        let node = self.arranged(self.root.clone());
+        project_from_node(node.clone()).or_else(|_| project_from_node_traced(node))
     }
 }
 
-/// Converts a resolved project (as `Loaded::take_node` gives it) to the typed model.
+/// Converts a resolved project (as `Loaded::take_node` gives it) to the typed model. The error
+/// names the value but not where it is; `project_from_node_traced` does, at a cost.
 pub fn project_from_node(node: Node) -> Result<crate::model::Project> {
+    use serde::Deserialize;
+    crate::model::Project::deserialize(crate::yaml_de::NodeDeserializer(node)).map_err(|e| {
+        LoadError::Plain(format!(
+            "{e} (the value passed validation but does not fit the project model)"
+        ))
+    })
+}
+
+/// `project_from_node`, tracking the key path so the error can name it. Tracking allocates for
+/// every key, so it is for diagnosing a failure, not for the common path.
+pub fn project_from_node_traced(node: Node) -> Result<crate::model::Project> {
     serde_path_to_error::deserialize(crate::yaml_de::NodeDeserializer(node)).map_err(|e| {
         LoadError::Plain(format!(
             "{}: {} (the value passed validation but does not fit the project model)",

@@ -11,7 +11,7 @@ use super::project::{load_project, LoadSwitches};
 use super::GlobalOpts;
 use crate::graph::DependencyGraph;
 use crate::hash::service_hash;
-use crate::loader::project_from_node;
+use crate::loader::{project_from_node, project_from_node_traced};
 
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
@@ -68,6 +68,13 @@ pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
         resolve_paths: !args.no_path_resolution,
     };
     let mut loaded = load_project(global, &args.services_filter, switches)?;
+    // On the rare failure to fit the model, load again with key-path tracking to say where.
+    let to_model = |node| {
+        project_from_node(node).or_else(|_| {
+            let mut again = load_project(global, &args.services_filter, switches)?;
+            project_from_node_traced(again.take_node()).map_err(anyhow::Error::from)
+        })
+    };
     let keep = if args.services_filter.is_empty() {
         None
     } else {
@@ -78,7 +85,7 @@ pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
     if args.quiet {
         // Converting to the model is the last validation step; nothing is printed.
         if typed {
-            let project = project_from_node(raw)?;
+            let project = to_model(raw)?;
             // The process ends here: freeing a large model piece by piece would only cost time.
             std::mem::forget(project);
         }
@@ -89,7 +96,7 @@ pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
     // holds everything the loader produced. Without interpolation or normalisation values may
     // not fit their types yet (`${PORT}` where a number belongs), so the tree is printed as is.
     let mut value = if typed {
-        serde_json::to_value(project_from_node(raw)?)?
+        serde_json::to_value(to_model(raw)?)?
     } else {
         raw.into_value()
     };
