@@ -106,7 +106,7 @@ fn driver_changes(base: &Node, over: &Node) -> bool {
 
 /// The identity under which an item of a keyed sequence is merged.
 fn item_key(path: &str, item: &Node) -> Option<String> {
-    let field = |name: &str| item.get(name).map(|n| n.to_value().to_string());
+    let field = |name: &str| item.get(name).and_then(Node::as_scalar).map(str::to_string);
     match path {
         "services.*.volumes" => field("target"),
         "services.*.secrets" | "services.*.configs" => field("target").or_else(|| field("source")),
@@ -145,8 +145,7 @@ fn merge_seq(base: &mut Vec<Node>, over: Vec<Node>, path: &str) {
             // Everything else appends; an item equal to one already there is not repeated
             // (cap_add, dns, ports, profiles … are sets in practice).
             for item in over {
-                let v = item.to_value();
-                if !base.iter().any(|b| b.to_value() == v) {
+                if !base.iter().any(|b| b.same_value(&item)) {
                     base.push(item);
                 }
             }

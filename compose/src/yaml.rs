@@ -278,6 +278,30 @@ impl Node {
         }
     }
 
+    /// Whether two nodes hold the same value (as their JSON would compare), without building it.
+    pub fn same_value(&self, other: &Node) -> bool {
+        match (&self.kind, &other.kind) {
+            (Kind::Scalar(a, sa), Kind::Scalar(b, sb)) => {
+                if sa == sb && a == b {
+                    return true;
+                }
+                self.shallow_value() == other.shallow_value()
+            }
+            (Kind::Seq(a), Kind::Seq(b)) => {
+                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_value(y))
+            }
+            (Kind::Map(a), Kind::Map(b)) => {
+                a.len() == b.len()
+                    && a.iter().all(|(k, v)| {
+                        b.iter()
+                            .find(|(bk, _)| bk.name == k.name)
+                            .is_some_and(|(_, bv)| v.same_value(bv))
+                    })
+            }
+            _ => false,
+        }
+    }
+
     /// The node as JSON, consuming it (strings move instead of being copied).
     pub fn into_value(self) -> Value {
         match self.kind {
@@ -729,6 +753,16 @@ mod tests {
         let e = p("a: 1\na: 2\n").unwrap_err();
         assert!(e.message.contains("duplicate key"));
         assert_eq!(e.loc.line, 2);
+    }
+
+    #[test]
+    fn same_value_compares_like_json() {
+        let n = p("a: {x: 1, y: [a, '2']}\nb: {y: [a, \"2\"], x: 1}\nc: {x: '1', y: [a, '2']}\nd: 1\ne: 0x1\n").unwrap();
+        let g = |k: &str| n.get(k).unwrap();
+        assert!(g("a").same_value(g("b")));
+        assert!(!g("a").same_value(g("c")));
+        assert!(g("d").same_value(g("e")));
+        assert!(!g("d").same_value(g("a")));
     }
 
     #[test]
