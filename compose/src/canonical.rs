@@ -160,28 +160,32 @@ fn command(n: &mut Node, opts: CanonOptions) -> Result<()> {
     Ok(())
 }
 
-fn duration(n: &mut Node, opts: CanonOptions) -> Result<()> {
+/// Rewrites a scalar through `convert` (which parses its text), keeping its merge tag; nulls and
+/// uninterpolated values are left alone.
+fn convert_scalar<E: std::fmt::Display>(
+    n: &mut Node,
+    opts: CanonOptions,
+    convert: impl FnOnce(&str) -> std::result::Result<Value, E>,
+) -> Result<()> {
     if keep_raw(n, opts) || n.is_null() {
         return Ok(());
     }
     let text = scalar_string(n).unwrap_or_default();
-    let d = syntax::parse_duration(&text).map_err(|e| err(&n.loc, e))?;
+    let v = convert(&text).map_err(|e| err(&n.loc, e))?;
     let tag = n.tag;
-    *n = str_node(syntax::format_duration(d), &n.loc);
+    *n = Node::from_value(&v, &n.loc);
     n.tag = tag;
     Ok(())
 }
 
+fn duration(n: &mut Node, opts: CanonOptions) -> Result<()> {
+    convert_scalar(n, opts, |t| {
+        syntax::parse_duration(t).map(|d| Value::from(syntax::format_duration(d)))
+    })
+}
+
 fn bytes(n: &mut Node, opts: CanonOptions) -> Result<()> {
-    if keep_raw(n, opts) || n.is_null() {
-        return Ok(());
-    }
-    let text = scalar_string(n).unwrap_or_default();
-    let b = syntax::parse_bytes(&text).map_err(|e| err(&n.loc, e))?;
-    let tag = n.tag;
-    *n = Node::from_value(&Value::from(b), &n.loc);
-    n.tag = tag;
-    Ok(())
+    convert_scalar(n, opts, |t| syntax::parse_bytes(t).map(Value::from))
 }
 
 /// A number the schema lets be written as a string (so interpolation can produce it): numeric
