@@ -6,7 +6,6 @@
 use serde_json::Value;
 
 use crate::error::LoadError;
-use crate::shellwords;
 use crate::syntax;
 use crate::yaml::{Key, Kind, Loc, Node, Style};
 
@@ -143,7 +142,8 @@ fn command(n: &mut Node, opts: CanonOptions) -> Result<()> {
         if keep_raw(n, opts) {
             return Ok(());
         }
-        let words = shellwords::split(&s).map_err(|e| err(&n.loc, e))?;
+        let words = shell_words::split(&s)
+            .map_err(|e| err(&n.loc, format!("cannot split {s:?} into words: {e}")))?;
         let tag = n.tag;
         *n = Node::seq(
             words.into_iter().map(|w| str_node(w, &n.loc)).collect(),
@@ -838,6 +838,18 @@ mod tests {
         assert_eq!(e.loc().unwrap().line, 3);
         let e = canon("services:\n  a:\n    shm_size: lots\n").unwrap_err();
         assert_eq!(e.loc().unwrap().line, 3);
+    }
+
+    #[test]
+    fn command_strings_split_like_a_shell() {
+        let v = canon("services:\n  a:\n    command: sh -c 'echo \"a b\"; exit 3'\n    entrypoint: [\"/e\", 1]\n").unwrap();
+        assert_eq!(
+            v["services"]["a"]["command"],
+            json!(["sh", "-c", "echo \"a b\"; exit 3"])
+        );
+        assert_eq!(v["services"]["a"]["entrypoint"], json!(["/e", "1"]));
+        let e = canon("services:\n  a:\n    command: echo 'oops\n").unwrap_err();
+        assert_eq!(e.loc().unwrap().line, 3, "{e}");
     }
 
     #[test]

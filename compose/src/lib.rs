@@ -18,7 +18,6 @@ pub mod normalize;
 pub mod paths;
 pub mod profiles;
 pub mod schema;
-pub mod shellwords;
 pub mod syntax;
 pub mod validate;
 pub mod yaml;

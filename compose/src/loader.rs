@@ -820,6 +820,17 @@ mod tests {
         std::fs::write(p, text).unwrap();
     }
 
+    /// Loads a project named `p` made of the given files.
+    fn load_files(files: &[(&str, &str)]) -> Result<Loaded> {
+        let d = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            write(d.path(), name, text);
+        }
+        let mut o = opts(d.path());
+        o.project_name = Some("p".into());
+        load(&o)
+    }
+
     #[test]
     fn stdin_file_uses_working_directory() {
         let d = tempfile::tempdir().unwrap();
@@ -912,15 +923,11 @@ mod tests {
 
     #[test]
     fn unset_variables_warn_once() {
-        let d = tempfile::tempdir().unwrap();
-        write(
-            d.path(),
+        let l = load_files(&[(
             "compose.yaml",
             "services:\n  a:\n    image: \"x:${NOPE}\"\n    environment: [A=$NOPE]\n",
-        );
-        let mut o = opts(d.path());
-        o.project_name = Some("p".into());
-        let l = load(&o).unwrap();
+        )])
+        .unwrap();
         assert_eq!(
             l.warnings,
             ["The \"NOPE\" variable is not set. Defaulting to a blank string."]
@@ -930,20 +937,18 @@ mod tests {
 
     #[test]
     fn extends_cycle_across_files() {
-        let d = tempfile::tempdir().unwrap();
-        write(
-            d.path(),
-            "compose.yaml",
-            "services:\n  a:\n    extends: {file: other.yaml, service: b}\n",
-        );
-        write(
-            d.path(),
-            "other.yaml",
-            "services:\n  b:\n    extends: {file: compose.yaml, service: a}\n",
-        );
-        let mut o = opts(d.path());
-        o.project_name = Some("p".into());
-        let e = load(&o).unwrap_err().to_string();
+        let e = load_files(&[
+            (
+                "compose.yaml",
+                "services:\n  a:\n    extends: {file: other.yaml, service: b}\n",
+            ),
+            (
+                "other.yaml",
+                "services:\n  b:\n    extends: {file: compose.yaml, service: a}\n",
+            ),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("circular reference with extends: a -> b -> a"),
             "{e}"
@@ -952,34 +957,28 @@ mod tests {
 
     #[test]
     fn include_cycle_is_refused() {
-        let d = tempfile::tempdir().unwrap();
-        write(
-            d.path(),
-            "compose.yaml",
-            "include: [sub/compose.yaml]\nservices:\n  a: {image: x}\n",
-        );
-        write(
-            d.path(),
-            "sub/compose.yaml",
-            "include: [compose.yaml]\nservices:\n  b: {image: y}\n",
-        );
-        let mut o = opts(d.path());
-        o.project_name = Some("p".into());
-        let e = load(&o).unwrap_err().to_string();
+        let e = load_files(&[
+            (
+                "compose.yaml",
+                "include: [sub/compose.yaml]\nservices:\n  a: {image: x}\n",
+            ),
+            (
+                "sub/compose.yaml",
+                "include: [compose.yaml]\nservices:\n  b: {image: y}\n",
+            ),
+        ])
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("include cycle"), "{e}");
     }
 
     #[test]
     fn version_key_warns() {
-        let d = tempfile::tempdir().unwrap();
-        write(
-            d.path(),
+        let l = load_files(&[(
             "compose.yaml",
             "version: '3.8'\nservices:\n  a: {image: x}\n",
-        );
-        let mut o = opts(d.path());
-        o.project_name = Some("p".into());
-        let l = load(&o).unwrap();
+        )])
+        .unwrap();
         assert!(l.warnings[0].contains("`version` is obsolete"));
         assert!(l.to_value().get("version").is_none());
     }

@@ -212,9 +212,6 @@ struct RunArgs {
     /// Add a host device to the container (HOST[:CONTAINER[:PERMS]])
     #[arg(long)]
     device: Vec<String>,
-    /// Run an init inside the container that forwards signals and reaps processes
-    #[arg(long)]
-    init: bool,
     /// Connect a container to a network (host, none, or bridge)
     #[arg(long = "network", alias = "net", default_value = "bridge")]
     network: String,
@@ -883,9 +880,6 @@ fn build_config(a: &RunArgs) -> anyhow::Result<CreateOptions> {
         Some(v) => parse_bytes(v)?,
         None => 0,
     };
-    if a.init {
-        bail!("--init is not supported yet: rcompose ships no init binary for the container");
-    }
     let (entrypoint, entrypoint_set) = match &a.entrypoint {
         Some(e) if e.is_empty() => (Vec::new(), true),
         Some(e) => (vec![e.clone()], true),
@@ -931,7 +925,8 @@ fn build_config(a: &RunArgs) -> anyhow::Result<CreateOptions> {
         ulimits,
         sysctls: kv_map(&a.sysctl),
         devices: a.device.iter().map(|d| parse_device(d)).collect(),
-        init: a.init,
+        // `--init` is not offered: rcompose ships no init binary to run inside the container.
+        init: false,
         network_mode,
         extra_hosts: a.add_host.clone(),
         dns: a.dns.clone(),
