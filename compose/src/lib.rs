@@ -15,6 +15,7 @@ pub mod loader;
 pub mod merge;
 pub mod model;
 pub mod normalize;
+pub mod orchestrate;
 pub mod paths;
 pub mod profiles;
 pub mod schema;

@@ -167,7 +167,7 @@ pub struct NetworkManager<O: NetOps = LinuxNetOps> {
     prefix: String,
     table: String,
     ops: O,
-    dns: Option<Box<dyn DnsRecords>>,
+    dns: Option<Box<dyn DnsRecords + Send>>,
 }
 
 impl NetworkManager<LinuxNetOps> {
@@ -196,7 +196,7 @@ impl<O: NetOps> NetworkManager<O> {
     }
 
     /// Sets the DNS hook called after attach/detach and network create/remove.
-    pub fn set_dns(&mut self, dns: Box<dyn DnsRecords>) {
+    pub fn set_dns(&mut self, dns: Box<dyn DnsRecords + Send>) {
         self.dns = Some(dns);
     }
 

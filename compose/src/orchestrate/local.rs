@@ -1,0 +1,509 @@
+//! The real backend: the engine's containers, volumes and images and netctl's networks on one
+//! state root.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use engine::container::ops::{CreateOptions, Engine};
+use engine::container::record::{MountKind, MountSpec, NetworkMode, Status};
+use engine::container::store::Container;
+use engine::container::{etc, id, ContainerError};
+use engine::image::ImageStore;
+use netctl::{AttachRequest, IpamConfig, NetworkManager, NetworkSpec};
+
+use super::execute::Backend;
+use super::labels;
+use super::plan::Op;
+use super::translate::{container_plan, network_name, ContainerPlan, ProjectInfo};
+use super::OrchestrateError;
+use crate::model::{DependsCondition, Project};
+
+/// How containers are stopped and replaced.
+#[derive(Debug, Clone, Default)]
+pub struct LocalOptions {
+    /// `-t`: grace period before SIGKILL (default: the service's `stop_grace_period`, 10 s).
+    pub timeout: Option<u64>,
+    /// `-V`: new anonymous volumes instead of the old container's.
+    pub renew_anon_volumes: bool,
+    /// `down -v` / `rm -v`: remove anonymous volumes with the container.
+    pub remove_anon_volumes: bool,
+}
+
+pub struct Local {
+    pub root: PathBuf,
+    pub project: Project,
+    pub info: ProjectInfo,
+    pub hashes: BTreeMap<String, String>,
+    pub engine: Engine,
+    pub opts: LocalOptions,
+    nm: Mutex<NetworkManager>,
+    /// Warnings about keys the engine does not honour, printed once per service.
+    warned: Mutex<std::collections::BTreeSet<String>>,
+}
+
+/// Opens the network manager of a root with service DNS wired in.
+pub fn network_manager(root: &Path) -> Result<NetworkManager, OrchestrateError> {
+    let mut nm = NetworkManager::open(root)?;
+    let dns = netctl::dns::Registry::open(root).map_err(|e| OrchestrateError::Op {
+        what: "opening the DNS state".into(),
+        msg: e.to_string(),
+    })?;
+    let dns = match std::env::current_exe() {
+        Ok(exe) => dns.with_resolver(exe),
+        Err(_) => dns,
+    };
+    nm.set_dns(Box::new(dns));
+    Ok(nm)
+}
+
+impl Local {
+    pub fn open(
+        root: &Path,
+        project: Project,
+        info: ProjectInfo,
+        hashes: BTreeMap<String, String>,
+        opts: LocalOptions,
+    ) -> Result<Local, OrchestrateError> {
+        Ok(Local {
+            root: root.to_owned(),
+            engine: Engine::open(root)?,
+            nm: Mutex::new(network_manager(root)?),
+            project,
+            info,
+            hashes,
+            opts,
+            warned: Mutex::new(Default::default()),
+        })
+    }
+
+    fn nm(&self) -> Result<std::sync::MutexGuard<'_, NetworkManager>, OrchestrateError> {
+        self.nm.lock().map_err(|_| OrchestrateError::Op {
+            what: "network manager".into(),
+            msg: "a previous operation panicked".into(),
+        })
+    }
+
+    /// The plan of replica `number` of `service`, with its warnings printed once.
+    pub fn container_plan(
+        &self,
+        service: &str,
+        number: u32,
+    ) -> Result<ContainerPlan, OrchestrateError> {
+        let svc = self
+            .project
+            .services
+            .get(service)
+            .ok_or_else(|| OrchestrateError::NoSuchService(service.to_owned()))?;
+        let hash = self.hashes.get(service).cloned().unwrap_or_default();
+        let plan = container_plan(&self.project, &self.info, svc, number, &hash)?;
+        if let Ok(mut w) = self.warned.lock() {
+            if w.insert(service.to_owned()) {
+                for msg in &plan.warnings {
+                    eprintln!("WARN service {service}: {msg}");
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    fn create_network(&self, name: &str) -> Result<(), OrchestrateError> {
+        let (key, def) = self
+            .project
+            .networks
+            .iter()
+            .find(|(k, _)| network_name(&self.project, k) == name)
+            .ok_or_else(|| OrchestrateError::Missing(format!("network {name} is not declared")))?;
+        let mut labels: BTreeMap<String, String> = def
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.insert(labels::PROJECT.into(), self.project.name.clone());
+        labels.insert(labels::NETWORK.into(), key.clone());
+        let mut ipam = Vec::new();
+        for pool in def.ipam.iter().flat_map(|i| i.config.iter()) {
+            let bad = |what: &str, v: &str| OrchestrateError::Op {
+                what: format!("network {name}"),
+                msg: format!("invalid {what} {v:?}"),
+            };
+            let mut c = IpamConfig::default();
+            if let Some(s) = &pool.subnet {
+                c.subnet = Some(s.parse().map_err(|_| bad("subnet", s))?);
+            }
+            if let Some(s) = &pool.ip_range {
+                c.ip_range = Some(s.parse().map_err(|_| bad("ip_range", s))?);
+            }
+            if let Some(s) = &pool.gateway {
+                c.gateway = Some(s.parse().map_err(|_| bad("gateway", s))?);
+            }
+            for (k, v) in &pool.aux_addresses {
+                c.aux_addresses
+                    .insert(k.clone(), v.parse().map_err(|_| bad("aux address", v))?);
+            }
+            ipam.push(c);
+        }
+        let options: BTreeMap<String, String> = def
+            .driver_opts
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mtu = options
+            .get("com.docker.network.driver.mtu")
+            .and_then(|m| m.parse().ok());
+        let spec = NetworkSpec {
+            name: name.to_owned(),
+            driver: def.driver.clone(),
+            internal: def.internal,
+            enable_ipv6: def.enable_ipv6.unwrap_or(false),
+            ipam,
+            labels,
+            options,
+            mtu,
+        };
+        match self.nm()?.create_network(&spec) {
+            Ok(_) | Err(netctl::NetworkError::Exists(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn create_volume(&self, name: &str) -> Result<(), OrchestrateError> {
+        let found = self
+            .project
+            .volumes
+            .iter()
+            .find(|(k, _)| super::translate::volume_name(&self.project, k) == name);
+        let mut labels = BTreeMap::new();
+        let mut options = BTreeMap::new();
+        let mut driver = String::new();
+        if let Some((key, def)) = found {
+            labels.extend(def.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            labels.insert(labels::VOLUME.into(), key.clone());
+            options.extend(def.driver_opts.iter().map(|(k, v)| (k.clone(), v.clone())));
+            driver = def.driver.clone().unwrap_or_default();
+        }
+        labels.insert(labels::PROJECT.into(), self.project.name.clone());
+        self.engine
+            .volumes
+            .create(name, &driver, labels, options, false)?;
+        Ok(())
+    }
+
+    fn pull(&self, image: &str) -> Result<(), OrchestrateError> {
+        let store = ImageStore::open(&self.root).map_err(|e| OrchestrateError::Op {
+            what: "opening the image store".into(),
+            msg: e.to_string(),
+        })?;
+        let platform = self
+            .project
+            .services
+            .values()
+            .find(|s| s.image_or_default(&self.project) == image)
+            .and_then(|s| s.platform.clone());
+        crate::cli::image::pull_image(&store, image, platform.as_deref(), true).map_err(|e| {
+            OrchestrateError::Op {
+                what: format!("pulling {image}"),
+                msg: format!("{e:#}"),
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Creates, networks and fills one container; on failure nothing of it is left.
+    fn create_container(
+        &self,
+        service: &str,
+        number: u32,
+        anon_volumes: &[(String, String)],
+    ) -> Result<Container, OrchestrateError> {
+        let mut plan = self.container_plan(service, number)?;
+        if !plan.ports.is_empty() {
+            self.nm()?.check_ports(&plan.ports)?;
+        }
+        let cid = id::generate_id();
+        plan.config.id = cid.clone();
+        let files_dir = self.engine.store.dir(&cid).join("files");
+        for f in &plan.files {
+            plan.config.mounts.push(MountSpec {
+                kind: MountKind::Bind,
+                source: files_dir.join(&f.key).display().to_string(),
+                target: f.target.clone(),
+                read_only: true,
+                ..Default::default()
+            });
+        }
+        for (target, volume) in anon_volumes {
+            match plan.config.mounts.iter_mut().find(|m| &m.target == target) {
+                Some(m) if m.kind == MountKind::Volume && m.source.is_empty() => {
+                    m.source = volume.clone()
+                }
+                Some(_) => {}
+                None => plan.config.mounts.push(MountSpec {
+                    kind: MountKind::Volume,
+                    source: volume.clone(),
+                    target: target.clone(),
+                    ..Default::default()
+                }),
+            }
+        }
+        let c = self.engine.create(CreateOptions {
+            config: plan.config.clone(),
+            entrypoint_set: plan.entrypoint_set,
+        })?;
+        if let Err(e) = self.fill(&c, &plan, &files_dir) {
+            let _ = self.nm().map(|mut nm| {
+                let _ = nm.unpublish(c.id());
+                let _ = nm.detach_all(c.id());
+            });
+            let _ = self.engine.remove(c.id(), true, true);
+            return Err(e);
+        }
+        Ok(c)
+    }
+
+    /// Secrets/configs, networks, published ports and the /etc files of a new container.
+    fn fill(
+        &self,
+        c: &Container,
+        plan: &ContainerPlan,
+        files_dir: &Path,
+    ) -> Result<(), OrchestrateError> {
+        let io = |what: &str, p: &Path, e: std::io::Error| OrchestrateError::Op {
+            what: format!("{what} {}", p.display()),
+            msg: e.to_string(),
+        };
+        if !plan.files.is_empty() {
+            std::fs::create_dir_all(files_dir).map_err(|e| io("creating", files_dir, e))?;
+        }
+        for f in &plan.files {
+            let p = files_dir.join(&f.key);
+            std::fs::write(&p, &f.content).map_err(|e| io("writing", &p, e))?;
+            std::os::unix::fs::chown(&p, Some(f.uid), Some(f.gid))
+                .map_err(|e| io("changing the owner of", &p, e))?;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(f.mode))
+                .map_err(|e| io("changing the mode of", &p, e))?;
+        }
+        if c.config.network_mode != NetworkMode::Bridge {
+            return Ok(());
+        }
+        let hostname = if c.config.hostname.is_empty() {
+            c.id().chars().take(12).collect()
+        } else {
+            c.config.hostname.clone()
+        };
+        let mut addresses = Vec::new();
+        let mut first_ip = None;
+        {
+            let mut nm = self.nm()?;
+            for (i, join) in plan.networks.iter().enumerate() {
+                let mut aliases = join.aliases.clone();
+                aliases.push(hostname.clone());
+                let att = nm.attach(
+                    &join.name,
+                    &AttachRequest {
+                        container_id: c.id().to_owned(),
+                        container_name: c.config.name.clone(),
+                        netns_path: engine::container::netns::path(&c.dir),
+                        aliases,
+                        ipv4_address: join.ipv4_address,
+                        ipv6_address: join.ipv6_address,
+                        mac: join.mac.clone(),
+                        ifname: join.ifname.clone(),
+                        is_default_route: i == 0,
+                    },
+                )?;
+                if let Some(ip) = att.ip {
+                    addresses.push(ip.to_string());
+                    first_ip.get_or_insert(IpAddr::V4(ip));
+                }
+                if let Some(ip) = att.ipv6 {
+                    addresses.push(ip.to_string());
+                }
+            }
+            if !plan.ports.is_empty() {
+                let ip = first_ip.ok_or_else(|| OrchestrateError::Op {
+                    what: format!("publishing ports of {}", c.config.name),
+                    msg: "the container has no IPv4 address on any network".into(),
+                })?;
+                nm.publish(c.id(), ip, &plan.ports)?;
+            }
+        }
+        etc::write_hosts(&c.dir, &hostname, &addresses, &c.config.extra_hosts)?;
+        if let Some(first) = plan.networks.first() {
+            let registry = netctl::dns::Registry::open(&self.root).map_err(|e| {
+                OrchestrateError::Op {
+                    what: "opening the DNS state".into(),
+                    msg: e.to_string(),
+                }
+            })?;
+            let conf = registry
+                .resolv_conf(&first.name)
+                .map_err(|e| OrchestrateError::Op {
+                    what: format!("resolv.conf of network {}", first.name),
+                    msg: e.to_string(),
+                })?;
+            let nameservers: Vec<String> = if c.config.dns.is_empty() {
+                conf.nameservers.iter().map(ToString::to_string).collect()
+            } else {
+                c.config.dns.clone()
+            };
+            let search = if plan.dns_search.is_empty() {
+                conf.search
+            } else {
+                plan.dns_search.clone()
+            };
+            let options = if plan.dns_opt.is_empty() {
+                conf.options
+            } else {
+                plan.dns_opt.clone()
+            };
+            etc::write_resolv_conf(&c.dir, &nameservers, &search, &options)?;
+        }
+        Ok(())
+    }
+
+    /// Stops (gracefully) and removes a container with its network endpoints and ports.
+    pub fn remove_container(&self, key: &str, volumes: bool) -> Result<(), OrchestrateError> {
+        let c = match self.engine.store.find(key) {
+            Ok(c) => c,
+            Err(ContainerError::NotFound(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        if c.state.is_active() {
+            self.engine.stop(c.id(), self.opts.timeout)?;
+        }
+        {
+            let mut nm = self.nm()?;
+            nm.unpublish(c.id())?;
+            nm.detach_all(c.id())?;
+        }
+        self.engine.remove(c.id(), true, volumes)?;
+        Ok(())
+    }
+
+    fn recreate(&self, service: &str, number: u32, old_id: &str) -> Result<(), OrchestrateError> {
+        let mut anon = Vec::new();
+        if let Ok(old) = self.engine.store.find(old_id) {
+            if !self.opts.renew_anon_volumes {
+                for m in &old.config.mounts {
+                    if m.kind == MountKind::Volume
+                        && self.engine.volumes.get(&m.source).is_ok_and(|v| v.anonymous)
+                    {
+                        anon.push((m.target.clone(), m.source.clone()));
+                    }
+                }
+            }
+        }
+        self.remove_container(old_id, self.opts.renew_anon_volumes)?;
+        self.create_container(service, number, &anon)?;
+        Ok(())
+    }
+
+    fn start(&self, name: &str) -> Result<(), OrchestrateError> {
+        self.engine.start(name, false)?;
+        Ok(())
+    }
+}
+
+impl Backend for Local {
+    fn execute(&self, op: &Op) -> Result<(), OrchestrateError> {
+        match op {
+            Op::CreateNetwork { name } => self.create_network(name),
+            Op::CreateVolume { name } => self.create_volume(name),
+            Op::PullImage { image } => self.pull(image),
+            Op::CreateContainer {
+                service, number, ..
+            } => self.create_container(service, *number, &[]).map(|_| ()),
+            Op::RecreateContainer {
+                service,
+                number,
+                old_id,
+                ..
+            } => self.recreate(service, *number, old_id),
+            Op::StartContainer { name, .. } => self.start(name),
+            Op::RestartContainer { name, .. } => {
+                self.engine.stop(name, self.opts.timeout)?;
+                self.start(name)
+            }
+            Op::Keep { .. } => Ok(()),
+            Op::StopContainer { name } => {
+                self.engine.stop(name, self.opts.timeout)?;
+                Ok(())
+            }
+            Op::RemoveContainer { id, .. } => self.remove_container(id, self.opts.remove_anon_volumes),
+            Op::RemoveNetwork { name } => match self.nm()?.remove_network(name) {
+                Ok(()) | Err(netctl::NetworkError::NotFound(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+            Op::RemoveVolume { name } => match self.engine.remove_volume(name) {
+                Ok(()) => Ok(()),
+                Err(ContainerError::Volume(engine::volume::VolumeError::NotFound(_))) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    fn wait_for(&self, name: &str, cond: DependsCondition) -> Result<(), OrchestrateError> {
+        wait_condition(&self.engine, name, cond, None)
+    }
+}
+
+/// Polls a container until it meets `cond`; `deadline` bounds the wait (`--wait-timeout`).
+pub fn wait_condition(
+    engine: &Engine,
+    name: &str,
+    cond: DependsCondition,
+    deadline: Option<Instant>,
+) -> Result<(), OrchestrateError> {
+    let fail = |msg: String| OrchestrateError::Dependency(msg);
+    loop {
+        let c = engine.store.find(name)?;
+        let st = &c.state;
+        match cond {
+            DependsCondition::ServiceStarted => {
+                if st.is_active() || st.status == Status::Exited {
+                    return Ok(());
+                }
+            }
+            DependsCondition::ServiceHealthy => {
+                let has_check = c.config.healthcheck.as_ref().is_some_and(|h| !h.disabled());
+                if !has_check {
+                    return Err(fail(format!("container {name} has no healthcheck configured")));
+                }
+                match st.health.as_ref().map(|h| h.status.as_str()) {
+                    Some("healthy") => return Ok(()),
+                    Some("unhealthy") => return Err(fail(format!("container {name} is unhealthy"))),
+                    _ => {}
+                }
+                if matches!(st.status, Status::Exited | Status::Dead) {
+                    return Err(fail(format!(
+                        "container {name} exited ({}) before it became healthy",
+                        st.exit_code
+                    )));
+                }
+            }
+            DependsCondition::ServiceCompletedSuccessfully => {
+                if matches!(st.status, Status::Exited | Status::Dead) {
+                    if st.exit_code == 0 {
+                        return Ok(());
+                    }
+                    return Err(fail(format!(
+                        "service {} didn't complete successfully: exit {}",
+                        c.config.labels.get(labels::SERVICE).map(String::as_str).unwrap_or(name),
+                        st.exit_code
+                    )));
+                }
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(fail(format!(
+                "timed out waiting for container {name} to be {}",
+                cond.as_str()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
