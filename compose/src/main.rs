@@ -17,7 +17,7 @@ fn main() -> ExitCode {
     }
     compose::allocator::use_fast_allocator();
     init_tracing();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cli::shadow_local_flags(std::env::args_os()));
     match cli::run(cli) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(err) => {

@@ -1016,13 +1016,21 @@ fn start(engine: &Engine, a: StartArgs) -> anyhow::Result<i32> {
 
 // ---------------------------------------------------------------- ls
 
-fn command_text(c: &ContainerConfig) -> String {
+pub(crate) fn command_text(c: &ContainerConfig) -> String {
     let mut args = c.entrypoint.clone();
     args.extend(c.cmd.iter().cloned());
     args.join(" ")
 }
 
-fn status_text(c: &Container) -> String {
+/// "5 minutes ago", from the creation time.
+pub(crate) fn created_text(c: &Container) -> String {
+    time::parse_rfc3339(&c.config.created)
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .map(|d| format!("{} ago", time::human_duration(d)))
+        .unwrap_or_default()
+}
+
+pub(crate) fn status_text(c: &Container) -> String {
     let s = &c.state;
     let ago = |t: &str| {
         time::parse_rfc3339(t)
@@ -1200,10 +1208,7 @@ fn ls(engine: &Engine, a: LsArgs) -> anyhow::Result<i32> {
                 command_text(&c.config).chars().take(19).collect::<String>()
             );
         }
-        let created = time::parse_rfc3339(&c.config.created)
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .map(|d| format!("{} ago", time::human_duration(d)))
-            .unwrap_or_default();
+        let created = created_text(c);
         let idtext = if a.no_trunc {
             c.id().to_owned()
         } else {

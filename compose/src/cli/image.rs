@@ -753,6 +753,12 @@ fn rm(store: &ImageStore, a: RmArgs) -> anyhow::Result<i32> {
     Ok(code)
 }
 
+/// Untags (and deletes when nothing else names it) one image, refusing one a container uses.
+pub fn remove_image(store: &ImageStore, name: &str) -> anyhow::Result<()> {
+    store.remove(name, false, &in_use(store))?;
+    Ok(())
+}
+
 fn prune(store: &ImageStore, a: PruneArgs) -> anyhow::Result<i32> {
     if !a.force {
         let what = if a.all {

@@ -6,12 +6,18 @@
 pub mod config;
 pub mod container;
 pub mod dns;
+pub mod down;
 pub mod image;
 pub mod login;
+pub mod logs;
 pub mod network;
 pub mod project;
+pub mod ps;
+pub mod service_cmds;
+pub mod stack;
 pub mod supervise;
 pub mod table;
+pub mod up;
 pub mod version;
 pub mod volume;
 
@@ -26,8 +32,7 @@ pub const DEFAULT_ROOT: &str = "/var/lib/rcompose";
 #[command(
     name = "rcompose",
     version,
-    about = "Compose-spec multi-container orchestrator and container engine, without a daemon",
-    propagate_version = true
+    about = "Compose-spec multi-container orchestrator and container engine, without a daemon"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -94,6 +99,42 @@ pub enum Command {
     Pull(image::project::ProjectPullArgs),
     /// Push the images the project builds
     Push(image::project::ProjectPushArgs),
+    /// Create and start containers
+    Up(up::UpArgs),
+    /// Stop and remove containers and networks (and volumes with -v)
+    Down(down::DownArgs),
+    /// Create containers for services without starting them
+    Create(up::CreateArgs),
+    /// Start existing containers of services
+    Start(service_cmds::ServicesArgs),
+    /// Stop services
+    Stop(service_cmds::StopArgs),
+    /// Restart service containers
+    Restart(service_cmds::StopArgs),
+    /// Force stop service containers
+    Kill(service_cmds::KillArgs),
+    /// Pause services
+    Pause(service_cmds::ServicesArgs),
+    /// Unpause services
+    Unpause(service_cmds::ServicesArgs),
+    /// Remove stopped service containers
+    Rm(service_cmds::RmArgs),
+    /// List containers of the project
+    Ps(ps::PsArgs),
+    /// View output from containers
+    Logs(logs::LogsArgs),
+    /// Execute a command in a running service container
+    Exec(service_cmds::ExecArgs),
+    /// Display the running processes
+    Top(service_cmds::ServicesArgs),
+    /// Print the public port for a port binding
+    Port(service_cmds::PortArgs),
+    /// List images used by the created containers
+    Images(service_cmds::ServicesArgs),
+    /// List running compose projects
+    Ls(service_cmds::LsArgs),
+    /// Block until containers of services stop, printing their exit codes
+    Wait(service_cmds::WaitArgs),
     /// Service DNS resolver process (internal; started on demand by network commands)
     #[command(name = "__dns", hide = true)]
     Dns(dns::DnsArgs),
@@ -108,6 +149,57 @@ pub enum Command {
     Network(network::NetworkArgs),
 }
 
+/// Global options that take a value (their value is not the subcommand).
+const GLOBAL_WITH_VALUE: &[&str] = &[
+    "-f",
+    "--file",
+    "-p",
+    "--project-name",
+    "--project-directory",
+    "--profile",
+    "--env-file",
+    "--root",
+];
+
+/// Docker compose lets a subcommand's own short flag shadow a global one (`logs -f` follows,
+/// `rm -f` forces, while `-f` before the subcommand names a file). Clap cannot shadow, so the
+/// subcommand's meaning is spelled out long before parsing.
+pub fn shadow_local_flags(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let mut out: Vec<std::ffi::OsString> = Vec::new();
+    let mut sub: Option<String> = None;
+    let mut skip_value = false;
+    for (i, a) in args.into_iter().enumerate() {
+        let text = a.to_string_lossy().into_owned();
+        if i == 0 {
+            out.push(a);
+            continue;
+        }
+        match &sub {
+            None => {
+                if skip_value {
+                    skip_value = false;
+                } else if GLOBAL_WITH_VALUE.contains(&text.as_str()) {
+                    skip_value = true;
+                } else if !text.starts_with('-') {
+                    sub = Some(text);
+                }
+                out.push(a);
+            }
+            Some(s) => {
+                let long = match (s.as_str(), text.as_str()) {
+                    ("logs", "-f") => Some("--follow"),
+                    ("rm", "-f") => Some("--force"),
+                    _ => None,
+                };
+                out.push(long.map(Into::into).unwrap_or(a));
+            }
+        }
+    }
+    out
+}
+
 /// Runs one parsed command line; the returned code is the process exit status.
 pub fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
@@ -118,6 +210,24 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Logout(args) => login::run_logout(args),
         Command::Pull(args) => image::project::run_pull(&cli.global, args),
         Command::Push(args) => image::project::run_push(&cli.global, args),
+        Command::Up(a) => up::run(&cli.global, a),
+        Command::Down(a) => down::run(&cli.global, a),
+        Command::Create(a) => up::run_create(&cli.global, a),
+        Command::Start(a) => service_cmds::start(&cli.global, a),
+        Command::Stop(a) => service_cmds::stop(&cli.global, a),
+        Command::Restart(a) => service_cmds::restart(&cli.global, a),
+        Command::Kill(a) => service_cmds::kill(&cli.global, a),
+        Command::Pause(a) => service_cmds::pause(&cli.global, a, true),
+        Command::Unpause(a) => service_cmds::pause(&cli.global, a, false),
+        Command::Rm(a) => service_cmds::rm(&cli.global, a),
+        Command::Ps(a) => ps::run(&cli.global, a),
+        Command::Logs(a) => logs::run(&cli.global, a),
+        Command::Exec(a) => service_cmds::exec(&cli.global, a),
+        Command::Top(a) => service_cmds::top(&cli.global, a),
+        Command::Port(a) => service_cmds::port(&cli.global, a),
+        Command::Images(a) => service_cmds::images(&cli.global, a),
+        Command::Ls(a) => service_cmds::ls(&cli.global, a),
+        Command::Wait(a) => service_cmds::wait(&cli.global, a),
         Command::Dns(args) => dns::run(&cli.global, args),
         Command::Container(args) => container::run(&cli.global, args),
         Command::Volume(args) => volume::run(&cli.global, args),

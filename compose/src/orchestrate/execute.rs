@@ -18,8 +18,11 @@ use crate::model::DependsCondition;
 pub trait Backend: Sync {
     fn execute(&self, op: &Op) -> Result<(), OrchestrateError>;
     /// Blocks until `container` meets `condition` (or fails to).
-    fn wait_for(&self, container: &str, condition: DependsCondition)
-        -> Result<(), OrchestrateError>;
+    fn wait_for(
+        &self,
+        container: &str,
+        condition: DependsCondition,
+    ) -> Result<(), OrchestrateError>;
 }
 
 /// Progress of one step.
@@ -64,7 +67,10 @@ pub fn run(
         .node_indices()
         .map(|i| g.edges_directed(i, Direction::Incoming).count())
         .collect();
-    let ready: VecDeque<NodeIndex> = g.node_indices().filter(|i| pending[i.index()] == 0).collect();
+    let ready: VecDeque<NodeIndex> = g
+        .node_indices()
+        .filter(|i| pending[i.index()] == 0)
+        .collect();
     let shared = Mutex::new(Shared {
         state: vec![NodeState::Waiting; n],
         pending,
@@ -123,7 +129,13 @@ fn worker(
         }
         let Ok(mut s) = shared.lock() else { return };
         s.running -= 1;
-        finish(plan, &mut s, node, result.err().map(|e| e.to_string()), on_event);
+        finish(
+            plan,
+            &mut s,
+            node,
+            result.err().map(|e| e.to_string()),
+            on_event,
+        );
         wake.notify_all();
     }
 }
@@ -244,7 +256,11 @@ mod tests {
         let errors = run(&plan, &fake, 4, &|_| {});
         assert!(errors.is_empty(), "{errors:?}");
         let log = fake.log.into_inner().unwrap();
-        let pos = |s: &str| log.iter().position(|x| x == s).unwrap_or_else(|| panic!("{s} in {log:?}"));
+        let pos = |s: &str| {
+            log.iter()
+                .position(|x| x == s)
+                .unwrap_or_else(|| panic!("{s} in {log:?}"))
+        };
         assert!(pos("Started Container p-db-1") < pos("wait p-db-1 service_healthy"));
         assert!(pos("wait p-db-1 service_healthy") < pos("Started Container p-web-1"));
         assert!(pos("Pulled Image busybox") < pos("Created Container p-db-1"));
@@ -269,8 +285,13 @@ mod tests {
         });
         assert_eq!(errors.len(), 1);
         let log = fake.log.into_inner().unwrap();
-        assert!(!log.iter().any(|l| l.contains("p-web-1") && l.starts_with("Started")));
-        assert!(log.contains(&"Started Container p-other-1".to_string()), "{log:?}");
+        assert!(!log
+            .iter()
+            .any(|l| l.contains("p-web-1") && l.starts_with("Started")));
+        assert!(
+            log.contains(&"Started Container p-other-1".to_string()),
+            "{log:?}"
+        );
         assert_eq!(skipped.into_inner().unwrap(), ["p-web-1"]);
     }
 }

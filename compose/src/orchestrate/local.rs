@@ -333,12 +333,11 @@ impl Local {
         }
         etc::write_hosts(&c.dir, &hostname, &addresses, &c.config.extra_hosts)?;
         if let Some(first) = plan.networks.first() {
-            let registry = netctl::dns::Registry::open(&self.root).map_err(|e| {
-                OrchestrateError::Op {
+            let registry =
+                netctl::dns::Registry::open(&self.root).map_err(|e| OrchestrateError::Op {
                     what: "opening the DNS state".into(),
                     msg: e.to_string(),
-                }
-            })?;
+                })?;
             let conf = registry
                 .resolv_conf(&first.name)
                 .map_err(|e| OrchestrateError::Op {
@@ -390,7 +389,11 @@ impl Local {
             if !self.opts.renew_anon_volumes {
                 for m in &old.config.mounts {
                     if m.kind == MountKind::Volume
-                        && self.engine.volumes.get(&m.source).is_ok_and(|v| v.anonymous)
+                        && self
+                            .engine
+                            .volumes
+                            .get(&m.source)
+                            .is_ok_and(|v| v.anonymous)
                     {
                         anon.push((m.target.clone(), m.source.clone()));
                     }
@@ -433,7 +436,9 @@ impl Backend for Local {
                 self.engine.stop(name, self.opts.timeout)?;
                 Ok(())
             }
-            Op::RemoveContainer { id, .. } => self.remove_container(id, self.opts.remove_anon_volumes),
+            Op::RemoveContainer { id, .. } => {
+                self.remove_container(id, self.opts.remove_anon_volumes)
+            }
             Op::RemoveNetwork { name } => match self.nm()?.remove_network(name) {
                 Ok(()) | Err(netctl::NetworkError::NotFound(_)) => Ok(()),
                 Err(e) => Err(e.into()),
@@ -471,11 +476,15 @@ pub fn wait_condition(
             DependsCondition::ServiceHealthy => {
                 let has_check = c.config.healthcheck.as_ref().is_some_and(|h| !h.disabled());
                 if !has_check {
-                    return Err(fail(format!("container {name} has no healthcheck configured")));
+                    return Err(fail(format!(
+                        "container {name} has no healthcheck configured"
+                    )));
                 }
                 match st.health.as_ref().map(|h| h.status.as_str()) {
                     Some("healthy") => return Ok(()),
-                    Some("unhealthy") => return Err(fail(format!("container {name} is unhealthy"))),
+                    Some("unhealthy") => {
+                        return Err(fail(format!("container {name} is unhealthy")))
+                    }
                     _ => {}
                 }
                 if matches!(st.status, Status::Exited | Status::Dead) {
@@ -492,7 +501,11 @@ pub fn wait_condition(
                     }
                     return Err(fail(format!(
                         "service {} didn't complete successfully: exit {}",
-                        c.config.labels.get(labels::SERVICE).map(String::as_str).unwrap_or(name),
+                        c.config
+                            .labels
+                            .get(labels::SERVICE)
+                            .map(String::as_str)
+                            .unwrap_or(name),
                         st.exit_code
                     )));
                 }

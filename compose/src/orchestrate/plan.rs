@@ -14,21 +14,54 @@ use crate::model::{DependsCondition, Project, Service};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    CreateNetwork { name: String },
-    CreateVolume { name: String },
-    PullImage { image: String },
+    CreateNetwork {
+        name: String,
+    },
+    CreateVolume {
+        name: String,
+    },
+    PullImage {
+        image: String,
+    },
     /// A new container for replica `number` of `service`.
-    CreateContainer { service: String, number: u32, name: String },
+    CreateContainer {
+        service: String,
+        number: u32,
+        name: String,
+    },
     /// Replace a container whose configuration changed (anonymous volumes carried over).
-    RecreateContainer { service: String, number: u32, name: String, old_id: String },
-    StartContainer { service: String, name: String },
-    RestartContainer { service: String, name: String },
+    RecreateContainer {
+        service: String,
+        number: u32,
+        name: String,
+        old_id: String,
+    },
+    StartContainer {
+        service: String,
+        name: String,
+    },
+    RestartContainer {
+        service: String,
+        name: String,
+    },
     /// Running and up to date: nothing to do, but dependents wait on its condition.
-    Keep { service: String, name: String },
-    StopContainer { name: String },
-    RemoveContainer { name: String, id: String },
-    RemoveNetwork { name: String },
-    RemoveVolume { name: String },
+    Keep {
+        service: String,
+        name: String,
+    },
+    StopContainer {
+        name: String,
+    },
+    RemoveContainer {
+        name: String,
+        id: String,
+    },
+    RemoveNetwork {
+        name: String,
+    },
+    RemoveVolume {
+        name: String,
+    },
 }
 
 impl Op {
@@ -336,7 +369,12 @@ pub fn plan_up(
                 })
             }
         };
-        let n = plan.add(Op::PullImage { image: image.clone() }, cause);
+        let n = plan.add(
+            Op::PullImage {
+                image: image.clone(),
+            },
+            cause,
+        );
         pull_nodes.insert(image, n);
     }
 
@@ -430,9 +468,10 @@ pub fn plan_up(
                             true,
                         ),
                         None if e.running => {
-                            let restart = svc.depends_on.iter().any(|(d, dep)| {
-                                dep.restart && changed.contains(d)
-                            });
+                            let restart = svc
+                                .depends_on
+                                .iter()
+                                .any(|(d, dep)| dep.restart && changed.contains(d));
                             if restart && !opts.no_start {
                                 let n = plan.add(
                                     Op::RestartContainer {
@@ -546,17 +585,15 @@ fn name_of(op: &Op) -> String {
 
 /// `selected` in an order where dependencies come first.
 fn start_order(project: &Project, selected: &[String]) -> Result<Vec<String>, OrchestrateError> {
-    let graph = crate::graph::DependencyGraph::new(
-        selected.iter().map(|s| {
-            let deps: Vec<String> = project.services[s]
-                .depends_on
-                .keys()
-                .filter(|d| selected.contains(d))
-                .cloned()
-                .collect();
-            (s.clone(), deps)
-        }),
-    );
+    let graph = crate::graph::DependencyGraph::new(selected.iter().map(|s| {
+        let deps: Vec<String> = project.services[s]
+            .depends_on
+            .keys()
+            .filter(|d| selected.contains(d))
+            .cloned()
+            .collect();
+        (s.clone(), deps)
+    }));
     graph
         .start_order()
         .map_err(|e| OrchestrateError::Plan(e.to_string()))
@@ -740,8 +777,14 @@ mod tests {
         h.insert("web".into(), "new".into());
         let out = plan_up(&p, &h, &converged(&p), &UpOptions::default()).unwrap();
         let text = out.plan.to_string();
-        assert!(text.contains("Recreating  Container p-web-1  (configuration changed)"), "{text}");
-        assert!(text.contains("Running     Container p-db-1  (up to date)"), "{text}");
+        assert!(
+            text.contains("Recreating  Container p-web-1  (configuration changed)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Running     Container p-db-1  (up to date)"),
+            "{text}"
+        );
         assert!(!text.contains("p-db-1  (configuration"), "{text}");
     }
 
@@ -753,17 +796,22 @@ mod tests {
         let mut w = converged(&p);
         w.volumes.clear();
         let out = plan_up(&p, &h, &w, &UpOptions::default()).unwrap();
-        assert!(out.plan.to_string().contains("Restarting  Container p-web-1"), "{}", out.plan);
+        assert!(
+            out.plan
+                .to_string()
+                .contains("Restarting  Container p-web-1"),
+            "{}",
+            out.plan
+        );
     }
 
     #[test]
     fn scale_up_and_down_and_orphans() {
         let p = project(STACK);
         let mut w = converged(&p);
-        w.observed.services.insert(
-            "old".into(),
-            vec![running(&p, "old", 1, "x")],
-        );
+        w.observed
+            .services
+            .insert("old".into(), vec![running(&p, "old", 1, "x")]);
         w.observed
             .services
             .get_mut("web")
@@ -775,18 +823,30 @@ mod tests {
         let out = plan_up(&p, &hashes(&p), &w, &opts).unwrap();
         let text = out.plan.to_string();
         assert!(text.contains("Creating    Container p-db-3"), "{text}");
-        assert!(text.contains("Removing    Container p-web-2  (scaled down to 1)"), "{text}");
+        assert!(
+            text.contains("Removing    Container p-web-2  (scaled down to 1)"),
+            "{text}"
+        );
         assert_eq!(out.orphans, ["p-old-1"]);
         opts.remove_orphans = true;
         let out = plan_up(&p, &hashes(&p), &w, &opts).unwrap();
-        assert!(out.plan.to_string().contains("Removing    Container p-old-1  (orphan"));
+        assert!(out
+            .plan
+            .to_string()
+            .contains("Removing    Container p-old-1  (orphan"));
     }
 
     #[test]
     fn selection_pulls_in_dependencies_unless_no_deps() {
         let p = project(STACK);
-        assert_eq!(selected_services(&p, &["web".into()], false).unwrap(), ["db", "web"]);
-        assert_eq!(selected_services(&p, &["web".into()], true).unwrap(), ["web"]);
+        assert_eq!(
+            selected_services(&p, &["web".into()], false).unwrap(),
+            ["db", "web"]
+        );
+        assert_eq!(
+            selected_services(&p, &["web".into()], true).unwrap(),
+            ["web"]
+        );
         assert!(selected_services(&p, &["nope".into()], false).is_err());
     }
 

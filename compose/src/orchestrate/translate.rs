@@ -135,9 +135,9 @@ pub fn container_plan(
             "no-new-privileges" | "no-new-privileges=true" => c.no_new_privileges = true,
             "no-new-privileges=false" => c.no_new_privileges = false,
             "seccomp=unconfined" => c.seccomp_unconfined = true,
-            other => p
-                .warnings
-                .push(format!("security_opt {other:?} is not supported and ignored")),
+            other => p.warnings.push(format!(
+                "security_opt {other:?} is not supported and ignored"
+            )),
         }
     }
     c.sysctls = service
@@ -172,8 +172,10 @@ pub fn container_plan(
         })
         .collect();
     if service.init == Some(true) {
-        p.warnings
-            .push("init: true is not supported (no init binary is shipped); the command runs as PID 1".into());
+        p.warnings.push(
+            "init: true is not supported (no init binary is shipped); the command runs as PID 1"
+                .into(),
+        );
     }
     c.resources = resources(service);
     c.restart = restart(service);
@@ -426,7 +428,8 @@ fn file_source(
     content: Option<&str>,
 ) -> Result<Vec<u8>, String> {
     if let Some(path) = file {
-        return std::fs::read(path).map_err(|e| format!("{what} {name:?}: cannot read {path}: {e}"));
+        return std::fs::read(path)
+            .map_err(|e| format!("{what} {name:?}: cannot read {path}: {e}"));
     }
     if let Some(var) = env {
         return std::env::var(var)
@@ -436,7 +439,9 @@ fn file_source(
     if let Some(c) = content {
         return Ok(c.as_bytes().to_vec());
     }
-    Err(format!("{what} {name:?} has no file, environment or content (external {what}s are not supported)"))
+    Err(format!(
+        "{what} {name:?} has no file, environment or content (external {what}s are not supported)"
+    ))
 }
 
 fn injected(

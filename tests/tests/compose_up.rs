@@ -1,0 +1,314 @@
+//! End-to-end tests of `rcompose up` / `down` and the project commands, as root, with the
+//! busybox fixture from a local registry. Each test has its own state root, project name,
+//! subnet (10.217.N.0/24, checked against the host's addresses and routes) and host port; a
+//! deferred `down -v` removes the project even when an assertion fails.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use e2e::{fixtures, push, require_root, Registry, TestEnv};
+
+static OCTETS: Mutex<Option<HashSet<u8>>> = Mutex::new(None);
+
+/// A 10.217.N.0/24 no host address or route uses and no other test of this process holds.
+fn free_subnet() -> String {
+    let text = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let used =
+        text(&["-4", "-o", "addr", "show"]) + &text(&["-4", "route", "show", "table", "all"]);
+    let mut guard = OCTETS.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = guard.get_or_insert_with(HashSet::new);
+    let start = std::process::id() % 200;
+    for i in 0..250u32 {
+        let octet = u8::try_from(1 + (start + i) % 250).expect("fits");
+        if !taken.contains(&octet) && !used.contains(&format!("10.217.{octet}.")) {
+            taken.insert(octet);
+            return format!("10.217.{octet}.0/24");
+        }
+    }
+    panic!("no free 10.217.N.0/24");
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A test env with `busybox` pulled and tagged.
+fn env_with_busybox() -> (TestEnv, Registry) {
+    require_root().expect("root");
+    let registry = Registry::start().expect("registry starts");
+    let image = fixtures::busybox_image().expect("fixture builds");
+    let reference = push(&image, &registry, "busybox:latest").expect("push works");
+    let env = TestEnv::new().expect("test env");
+    env.allow_insecure(&registry).expect("insecure registry");
+    env.run_ok(["image", "pull", reference.as_str()])
+        .expect("pull works");
+    env.run_ok(["image", "tag", reference.as_str(), "busybox"])
+        .expect("tag works");
+    (env, registry)
+}
+
+fn stack_yaml(subnet: &str, port: u16, web_env: &str) -> String {
+    format!(
+        r#"services:
+  db:
+    image: busybox
+    command: ["sh", "-c", "mkdir -p /data; touch /tmp/ready; while true; do echo db-ok | nc -l -p 5432; done"]
+    stop_signal: SIGKILL
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 1s
+      start_period: 10s
+      start_interval: 100ms
+    volumes: [data:/data]
+  web:
+    image: busybox
+    command: ["sh", "-c", "while true; do echo web-ok | nc -l -p 80; done"]
+    stop_signal: SIGKILL
+    environment: [{web_env}]
+    ports: ["127.0.0.1:{port}:80"]
+    depends_on:
+      db: {{condition: service_healthy}}
+  worker:
+    image: busybox
+    command: ["sh", "-c", "sleep 1000"]
+    stop_signal: SIGKILL
+networks:
+  default:
+    ipam:
+      config: [{{subnet: {subnet}}}]
+volumes:
+  data: {{}}
+"#
+    )
+}
+
+fn up(env: &TestEnv, args: &[&str]) -> e2e::Output {
+    let mut all = vec!["up", "-d"];
+    all.extend_from_slice(args);
+    let out = env.run(all).expect("rcompose runs");
+    assert!(out.success(), "up {args:?} failed: {out:?}");
+    out
+}
+
+fn exec(env: &TestEnv, service: &str, cmd: &[&str]) -> String {
+    let mut all = vec!["exec", "-T", service];
+    all.extend_from_slice(cmd);
+    let out = env.run(all).expect("rcompose runs");
+    assert!(out.success(), "exec {cmd:?} failed: {out:?}");
+    out.stdout
+}
+
+fn read_port(port: u16) -> String {
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut text = String::new();
+            if s.read_to_string(&mut text).is_ok() && !text.is_empty() {
+                return text;
+            }
+        }
+        assert!(Instant::now() < end, "nothing answered on 127.0.0.1:{port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Nothing of the project's networking or containers is left on the host.
+fn assert_nothing_left(env: &TestEnv) {
+    let root = env.root();
+    let prefix = netctl::names::root_prefix(root);
+    let links = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("ip runs");
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.contains(&prefix),
+        "links with prefix {prefix} left:\n{links}"
+    );
+    let table = netctl::names::table_name(root, Path::new("/var/lib/rcompose"));
+    let tables = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .expect("nft runs");
+    assert!(
+        !String::from_utf8_lossy(&tables.stdout).contains(&table),
+        "nftables table {table} left"
+    );
+    let mounts = env.state_root().mounts().expect("mountinfo");
+    assert!(
+        mounts
+            .iter()
+            .all(|m| !m.starts_with(root.join("containers"))),
+        "container mounts left: {mounts:?}"
+    );
+    // The DNS resolver exits on its own once no network needs it.
+    let end = Instant::now() + Duration::from_secs(5);
+    while !env.state_root().processes().is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        env.state_root().processes(),
+        Vec::<i32>::new(),
+        "processes left"
+    );
+    let containers = std::fs::read_dir(root.join("containers"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(containers, 0, "container dirs left");
+}
+
+#[test]
+fn three_service_stack_converges_and_goes_away() {
+    let (mut env, _registry) = env_with_busybox();
+    let subnet = free_subnet();
+    let port = free_port();
+    env.write_file("compose.yaml", stack_yaml(&subnet, port, "MODE=one"))
+        .expect("write compose file");
+    env.defer(["down", "-v", "-t", "1"]);
+
+    // --wait returns once db is healthy and everything runs; web starts after db is healthy.
+    let out = up(&env, &["--wait"]);
+    assert!(out.stderr.contains("Container"), "{out:?}");
+    assert_eq!(read_port(port).trim(), "web-ok");
+
+    // Service DNS: web finds db by service name, on the project's subnet.
+    let prefix = subnet.trim_end_matches("0/24");
+    let answer = exec(&env, "web", &["nslookup", "db"]);
+    assert!(answer.contains(&format!("Address: {prefix}")), "{answer}");
+    exec(&env, "db", &["sh", "-c", "echo persisted > /data/f"]);
+
+    // A second up touches nothing.
+    let plan = env.run_ok(["up", "--dry-run"]).expect("dry run").stdout;
+    assert!(
+        plan.lines().all(|l| l.starts_with("Running")),
+        "plan of a converged project:\n{plan}"
+    );
+    let ids_before = env.run_ok(["ps", "-q"]).expect("ps").stdout;
+    let out = up(&env, &[]);
+    assert!(
+        !out.stderr.contains("Created") && !out.stderr.contains("Recreated"),
+        "{out:?}"
+    );
+    assert_eq!(env.run_ok(["ps", "-q"]).expect("ps").stdout, ids_before);
+
+    // Changing web's environment recreates web only.
+    env.write_file("compose.yaml", stack_yaml(&subnet, port, "MODE=two"))
+        .expect("write compose file");
+    let out = up(&env, &[]);
+    let recreated: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("Recreated"))
+        .collect();
+    assert_eq!(recreated.len(), 1, "{out:?}");
+    assert!(recreated[0].contains("-web-1"), "{out:?}");
+    assert_eq!(exec(&env, "web", &["sh", "-c", "echo $MODE"]).trim(), "two");
+    assert_eq!(read_port(port).trim(), "web-ok");
+
+    // --scale adds replicas that resolve by the service name.
+    up(&env, &["--scale", "worker=2"]);
+    let ps = env.run_ok(["ps"]).expect("ps").stdout;
+    assert!(ps.contains("-worker-2"), "{ps}");
+    let answer = exec(&env, "web", &["nslookup", "worker"]);
+    assert_eq!(answer.matches("Address: 10.217.").count(), 2, "{answer}");
+
+    // The named volume survives down + up; down -v removes it.
+    env.run_ok(["down", "-t", "1"]).expect("down");
+    assert_nothing_left(&env);
+    up(&env, &["--wait"]);
+    assert_eq!(exec(&env, "db", &["cat", "/data/f"]).trim(), "persisted");
+    env.run_ok(["down", "-v", "-t", "1"]).expect("down -v");
+    assert_nothing_left(&env);
+    let volumes = env
+        .run_ok(["volume", "ls", "-q"])
+        .expect("volume ls")
+        .stdout;
+    assert!(volumes.trim().is_empty(), "volumes left: {volumes}");
+}
+
+#[test]
+fn wait_reports_a_failing_service() {
+    let (mut env, _registry) = env_with_busybox();
+    let subnet = free_subnet();
+    env.write_file(
+        "compose.yaml",
+        format!(
+            "services:\n  bad:\n    image: busybox\n    command: ['sh', '-c', 'exit 3']\n  needs:\n    image: busybox\n    command: ['true']\n    depends_on:\n      bad: {{condition: service_completed_successfully}}\nnetworks:\n  default:\n    ipam:\n      config: [{{subnet: {subnet}}}]\n"
+        ),
+    )
+    .expect("write compose file");
+    env.defer(["down", "-v", "-t", "1"]);
+    let out = env.run(["up", "-d", "--wait"]).expect("rcompose runs");
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("didn't complete successfully: exit 3"),
+        "{out:?}"
+    );
+    env.run_ok(["down", "-t", "1"]).expect("down");
+    assert_nothing_left(&env);
+}
+
+#[test]
+fn two_projects_side_by_side() {
+    let (mut env, _registry) = env_with_busybox();
+    let (net_a, net_b) = (free_subnet(), free_subnet());
+    for (dir, subnet) in [("a", &net_a), ("b", &net_b)] {
+        env.write_file(
+            &format!("{dir}/compose.yaml"),
+            format!(
+                "services:\n  app:\n    image: busybox\n    command: ['sleep', '1000']\n    stop_signal: SIGKILL\nnetworks:\n  default:\n    ipam:\n      config: [{{subnet: {subnet}}}]\n"
+            ),
+        )
+        .expect("write compose file");
+    }
+    let a = env.work_dir().join("a/compose.yaml");
+    let b = env.work_dir().join("b/compose.yaml");
+    let (a, b) = (a.to_string_lossy(), b.to_string_lossy());
+    env.defer(["-f", &*a, "-p", "proja", "down", "-t", "1"]);
+    env.defer(["-f", &*b, "-p", "projb", "down", "-t", "1"]);
+    env.run_ok(["-f", &*a, "-p", "proja", "up", "-d"])
+        .expect("up a");
+    env.run_ok(["-f", &*b, "-p", "projb", "up", "-d"])
+        .expect("up b");
+    let ps_a = env
+        .run_ok(["-f", &*a, "-p", "proja", "ps"])
+        .expect("ps a")
+        .stdout;
+    assert!(
+        ps_a.contains("proja-app-1") && !ps_a.contains("projb"),
+        "{ps_a}"
+    );
+    let ls = env.run_ok(["ls"]).expect("ls").stdout;
+    assert!(ls.contains("proja") && ls.contains("projb"), "{ls}");
+    env.run_ok(["-f", &*a, "-p", "proja", "down", "-t", "1"])
+        .expect("down a");
+    let ps_b = env
+        .run_ok(["-f", &*b, "-p", "projb", "ps"])
+        .expect("ps b")
+        .stdout;
+    assert!(ps_b.contains("projb-app-1"), "{ps_b}");
+    let nets = env.run_ok(["network", "ls"]).expect("network ls").stdout;
+    assert!(
+        nets.contains("projb_default") && !nets.contains("proja_default"),
+        "{nets}"
+    );
+}
