@@ -312,3 +312,69 @@ fn two_projects_side_by_side() {
         "{nets}"
     );
 }
+
+#[test]
+fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_project() {
+    use std::io::BufRead;
+    let (mut env, _registry) = env_with_busybox();
+    let subnet = free_subnet();
+    env.write_file(
+        "compose.yaml",
+        format!(
+            "services:\n  talker:\n    image: busybox\n    command: ['sh', '-c', 'echo ready; while true; do sleep 1; done']\n    stop_signal: SIGKILL\n  once:\n    image: busybox\n    command: ['echo', 'one shot']\nnetworks:\n  default:\n    ipam:\n      config: [{{subnet: {subnet}}}]\n"
+        ),
+    )
+    .expect("write compose file");
+    env.defer(["down", "-t", "1"]);
+    let mut child = env
+        .command()
+        .expect("command")
+        .args(["up", "--no-color"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("up starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let end = Instant::now() + Duration::from_secs(30);
+    while !(seen.iter().any(|l: &String| l.contains("-talker-1 | ready"))
+        && seen.iter().any(|l| l.contains("-once-1") && l.contains("| one shot")))
+    {
+        let left = end.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => seen.push(l),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("attached output lacks the prefixed lines: {seen:?}");
+            }
+        }
+    }
+    // SAFETY: plain kill(2) of our own child process.
+    unsafe { libc::kill(i32::try_from(child.id()).expect("pid fits"), libc::SIGINT) };
+    let end = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait works") {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("up did not stop after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.code().is_some(), "up ended by a signal: {status:?}");
+    while let Ok(l) = rx.recv_timeout(Duration::from_secs(2)) {
+        seen.push(l);
+    }
+    assert!(seen.iter().any(|l| l.contains("Gracefully stopping")), "{seen:?}");
+    let ps = env.run_ok(["ps", "-a", "--format", "json"]).expect("ps").stdout;
+    assert!(!ps.contains("\"running\""), "still running after Ctrl-C: {ps}");
+}

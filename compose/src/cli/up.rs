@@ -450,6 +450,18 @@ fn attached(
         )?;
         Ok(())
     })?;
+    if !stop.load(Ordering::SeqCst) {
+        for c in &list {
+            if let Ok(now) = engine.store.find(c.id()) {
+                if !now.state.is_active() {
+                    printer.note(&format!(
+                        "{} exited with code {}",
+                        now.config.name, now.state.exit_code
+                    ));
+                }
+            }
+        }
+    }
     if stop.load(Ordering::SeqCst) {
         printer.note("Gracefully stopping... (press Ctrl+C again to force)");
         let backend = Local::open(
@@ -462,21 +474,32 @@ fn attached(
                 ..Default::default()
             },
         )?;
-        let kill = interrupts.clone();
         let names = all_names.clone();
+        let seen = interrupts.load(Ordering::SeqCst);
+        let engine = &backend.engine;
         std::thread::scope(|scope| {
             for n in &names {
-                let engine = &backend.engine;
-                let kill = kill.clone();
                 scope.spawn(move || {
-                    let timeout = if kill.load(Ordering::SeqCst) > 1 {
-                        Some(0)
-                    } else {
-                        a.timeout
-                    };
-                    let _ = engine.stop(n, timeout);
+                    let _ = engine.stop(n, a.timeout);
                 });
             }
+            // A second Ctrl-C while stopping kills what is still running.
+            let (names, interrupts) = (&names, &interrupts);
+            scope.spawn(move || loop {
+                if interrupts.load(Ordering::SeqCst) > seen {
+                    for n in names {
+                        let _ = engine.kill(n, "SIGKILL");
+                    }
+                    return;
+                }
+                let active = names
+                    .iter()
+                    .any(|n| engine.store.find(n).is_ok_and(|c| c.state.is_active()));
+                if !active {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            });
         });
     }
     if let Some(svc) = &a.exit_code_from {
