@@ -178,6 +178,7 @@ pub fn container_plan(
         );
     }
     c.resources = resources(service);
+    p.warnings.extend(unsupported(service));
     c.restart = restart(service);
     c.healthcheck = healthcheck(service);
     c.stop_signal = service.stop_signal.clone().unwrap_or_default();
@@ -233,7 +234,16 @@ fn resources(s: &Service) -> Resources {
         .and_then(|d| d.resources.as_ref())
         .and_then(|r| r.limits.as_ref());
     let memory = s.mem_limit.or(limits.and_then(|l| l.memory)).unwrap_or(0);
-    let cpus = s.cpus.or(limits.and_then(|l| l.cpus)).unwrap_or(0.0);
+    // cpu_quota/cpu_period is the long form of cpus (CFS quota over period).
+    let quota = match (s.cpu_quota, s.cpu_period) {
+        (Some(q), p) if q > 0 => Some(q as f64 / p.filter(|p| *p > 0).unwrap_or(100_000) as f64),
+        _ => None,
+    };
+    let cpus = s
+        .cpus
+        .or(quota)
+        .or(limits.and_then(|l| l.cpus))
+        .unwrap_or(0.0);
     Resources {
         memory,
         memory_swap: s.memswap_limit.unwrap_or(0),
@@ -242,6 +252,54 @@ fn resources(s: &Service) -> Resources {
         pids_limit: s.pids_limit.or(limits.and_then(|l| l.pids)).unwrap_or(0),
         shm_size: s.shm_size.unwrap_or(0).max(0) as u64,
     }
+}
+
+/// Keys the engine has no way to honour yet: named, so nothing is dropped silently.
+fn unsupported(s: &Service) -> Vec<String> {
+    let mut keys: Vec<&str> = Vec::new();
+    let mut set = |on: bool, key: &'static str| {
+        if on {
+            keys.push(key);
+        }
+    };
+    set(s.blkio_config.is_some(), "blkio_config");
+    set(s.cpu_count.is_some(), "cpu_count");
+    set(s.cpu_percent.is_some(), "cpu_percent");
+    set(s.cpu_rt_period.is_some(), "cpu_rt_period");
+    set(s.cpu_rt_runtime.is_some(), "cpu_rt_runtime");
+    set(s.cpuset.is_some(), "cpuset");
+    set(s.cgroup_parent.is_some(), "cgroup_parent");
+    set(s.cgroup.is_some(), "cgroup");
+    set(!s.device_cgroup_rules.is_empty(), "device_cgroup_rules");
+    set(!s.group_add.is_empty(), "group_add");
+    set(!s.gpus.is_empty(), "gpus");
+    set(s.ipc.is_some(), "ipc");
+    set(s.pid.is_some(), "pid");
+    set(s.uts.is_some(), "uts");
+    set(s.userns_mode.is_some(), "userns_mode");
+    set(s.isolation.is_some(), "isolation");
+    set(s.mem_reservation.is_some(), "mem_reservation");
+    set(s.mem_swappiness.is_some(), "mem_swappiness");
+    set(s.oom_kill_disable, "oom_kill_disable");
+    set(s.oom_score_adj.is_some(), "oom_score_adj");
+    set(s.runtime.is_some(), "runtime");
+    set(!s.storage_opt.is_empty(), "storage_opt");
+    set(!s.volumes_from.is_empty(), "volumes_from");
+    set(
+        !s.links.is_empty(),
+        "links (service names resolve through DNS anyway)",
+    );
+    set(!s.external_links.is_empty(), "external_links");
+    set(s.credential_spec.is_some(), "credential_spec");
+    set(!s.post_start.is_empty(), "post_start");
+    set(!s.pre_stop.is_empty(), "pre_stop");
+    set(!s.pre_start.is_empty(), "pre_start");
+    set(s.use_api_socket, "use_api_socket");
+    set(!s.models.is_empty(), "models");
+    set(s.provider.is_some(), "provider");
+    keys.into_iter()
+        .map(|k| format!("{k} is not supported yet and is ignored"))
+        .collect()
 }
 
 fn restart(s: &Service) -> RestartPolicy {
@@ -636,6 +694,16 @@ mod tests {
         assert_eq!(s.content, b"hunter2");
         assert_eq!(plan.files[1].target, "/etc/c.conf");
         assert_eq!(plan.files[1].content, b"hello");
+    }
+
+    #[test]
+    fn keys_without_engine_support_are_warned_about() {
+        let p = project("services:\n  a:\n    image: busybox\n    pid: host\n    group_add: [wheel]\n    cpu_quota: 50000\n");
+        let plan = container_plan(&p, &ProjectInfo::default(), &p.services["a"], 1, "h").unwrap();
+        let text = plan.warnings.join("\n");
+        assert!(text.contains("pid is not supported"), "{text}");
+        assert!(text.contains("group_add"), "{text}");
+        assert_eq!(plan.config.resources.nano_cpus, 500_000_000);
     }
 
     #[test]
