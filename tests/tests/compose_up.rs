@@ -337,7 +337,10 @@ fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_project() {
     let stdout = child.stdout.take().expect("piped stdout");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if tx.send(line).is_err() {
                 return;
             }
@@ -345,8 +348,12 @@ fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_project() {
     });
     let mut seen = Vec::new();
     let end = Instant::now() + Duration::from_secs(30);
-    while !(seen.iter().any(|l: &String| l.contains("-talker-1 | ready"))
-        && seen.iter().any(|l| l.contains("-once-1") && l.contains("| one shot")))
+    while !(seen
+        .iter()
+        .any(|l: &String| l.contains("-talker-1 | ready"))
+        && seen
+            .iter()
+            .any(|l| l.contains("-once-1") && l.contains("| one shot")))
     {
         let left = end.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
@@ -374,7 +381,16 @@ fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_project() {
     while let Ok(l) = rx.recv_timeout(Duration::from_secs(2)) {
         seen.push(l);
     }
-    assert!(seen.iter().any(|l| l.contains("Gracefully stopping")), "{seen:?}");
-    let ps = env.run_ok(["ps", "-a", "--format", "json"]).expect("ps").stdout;
-    assert!(!ps.contains("\"running\""), "still running after Ctrl-C: {ps}");
+    assert!(
+        seen.iter().any(|l| l.contains("Gracefully stopping")),
+        "{seen:?}"
+    );
+    let ps = env
+        .run_ok(["ps", "-a", "--format", "json"])
+        .expect("ps")
+        .stdout;
+    assert!(
+        !ps.contains("\"running\""),
+        "still running after Ctrl-C: {ps}"
+    );
 }
