@@ -3,6 +3,7 @@
 //! parallel with no decisions left in the runner.
 
 pub mod execute;
+pub mod hooks;
 pub mod labels;
 pub mod local;
 pub mod observe;
