@@ -394,3 +394,63 @@ fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_project() {
         "still running after Ctrl-C: {ps}"
     );
 }
+
+#[test]
+fn secrets_keep_owner_and_mode_and_hooks_run() {
+    let (mut env, _registry) = env_with_busybox();
+    let subnet = free_subnet();
+    env.write_file("pw.txt", "hunter2").expect("secret file");
+    env.write_file("out/.keep", "").expect("out dir");
+    env.write_file(
+        "compose.yaml",
+        format!(
+            r#"services:
+  app:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+    volumes: ["./out:/out"]
+    secrets:
+      - source: pw
+        uid: "100"
+        gid: "101"
+        mode: 0400
+    configs:
+      - source: greeting
+        target: /etc/greeting
+    post_start:
+      - command: ["sh", "-c", "echo started > /out/post_start"]
+    pre_stop:
+      - command: ["sh", "-c", "echo stopping > /out/pre_stop"]
+secrets:
+  pw:
+    file: ./pw.txt
+configs:
+  greeting:
+    content: hello
+networks:
+  default:
+    ipam:
+      config: [{{subnet: {subnet}}}]
+"#
+        ),
+    )
+    .expect("write compose file");
+    env.defer(["down", "-t", "1"]);
+    up(&env, &[]);
+    let stat = exec(&env, "app", &["stat", "-c", "%u %g %a", "/run/secrets/pw"]);
+    assert_eq!(stat.trim(), "100 101 400");
+    assert_eq!(exec(&env, "app", &["cat", "/run/secrets/pw"]), "hunter2");
+    assert_eq!(exec(&env, "app", &["cat", "/etc/greeting"]), "hello");
+    let out = env.work_dir().join("out");
+    assert_eq!(
+        std::fs::read_to_string(out.join("post_start")).expect("post_start ran"),
+        "started\n"
+    );
+    env.run_ok(["down", "-t", "1"]).expect("down");
+    assert_eq!(
+        std::fs::read_to_string(out.join("pre_stop")).expect("pre_stop ran"),
+        "stopping\n"
+    );
+    assert_nothing_left(&env);
+}

@@ -235,8 +235,9 @@ pub fn stop(global: &GlobalOpts, a: StopArgs) -> anyhow::Result<i32> {
     let mut groups = ordered_groups(&engine, &st, &a.services)?;
     groups.reverse();
     let progress = Progress::new(false);
+    let b = backend(global, st, a.timeout)?;
     Ok(each_parallel(&groups, &progress, "Stopped", &|c| {
-        engine.stop(c.id(), a.timeout)?;
+        b.stop_container(c.id())?;
         Ok(())
     }))
 }

@@ -219,7 +219,18 @@ impl Local {
         number: u32,
         anon_volumes: &[(String, String)],
     ) -> Result<Container, OrchestrateError> {
-        let mut plan = self.container_plan(service, number)?;
+        let plan = self.container_plan(service, number)?;
+        self.create_from_plan(plan, anon_volumes)
+    }
+
+    /// Creates, networks and fills one container from a (possibly adjusted) plan, e.g. a
+    /// one-off `run` container; `anon_volumes` (target, volume) reuses anonymous volumes. On
+    /// failure nothing of it is left.
+    pub fn create_from_plan(
+        &self,
+        mut plan: ContainerPlan,
+        anon_volumes: &[(String, String)],
+    ) -> Result<Container, OrchestrateError> {
         if !plan.ports.is_empty() {
             self.nm()?.check_ports(&plan.ports)?;
         }
@@ -372,7 +383,7 @@ impl Local {
             Err(e) => return Err(e.into()),
         };
         if c.state.is_active() {
-            self.engine.stop(c.id(), self.opts.timeout)?;
+            self.stop_container(c.id())?;
         }
         {
             let mut nm = self.nm()?;
@@ -405,8 +416,38 @@ impl Local {
         Ok(())
     }
 
-    fn start(&self, name: &str) -> Result<(), OrchestrateError> {
-        self.engine.start(name, false)?;
+    /// Starts a container and runs its service's `post_start` hooks.
+    fn start(&self, service: &str, name: &str) -> Result<(), OrchestrateError> {
+        let c = self.engine.start(name, false)?;
+        if let Some(svc) = self.project.services.get(service) {
+            if !svc.post_start.is_empty() {
+                super::hooks::run(&self.root, name, c.id(), "post_start", &svc.post_start)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the service's `pre_stop` hooks (a failing hook is reported, the stop goes on), then
+    /// stops the container gracefully.
+    pub fn stop_container(&self, key: &str) -> Result<(), OrchestrateError> {
+        let c = self.engine.store.find(key)?;
+        if c.state.is_active() {
+            let service = c.config.labels.get(labels::SERVICE);
+            if let Some(svc) = service.and_then(|s| self.project.services.get(s)) {
+                if !svc.pre_stop.is_empty() {
+                    if let Err(e) = super::hooks::run(
+                        &self.root,
+                        &c.config.name,
+                        c.id(),
+                        "pre_stop",
+                        &svc.pre_stop,
+                    ) {
+                        eprintln!("WARN {e}");
+                    }
+                }
+            }
+        }
+        self.engine.stop(c.id(), self.opts.timeout)?;
         Ok(())
     }
 }
@@ -426,16 +467,13 @@ impl Backend for Local {
                 old_id,
                 ..
             } => self.recreate(service, *number, old_id),
-            Op::StartContainer { name, .. } => self.start(name),
-            Op::RestartContainer { name, .. } => {
-                self.engine.stop(name, self.opts.timeout)?;
-                self.start(name)
+            Op::StartContainer { service, name } => self.start(service, name),
+            Op::RestartContainer { service, name } => {
+                self.stop_container(name)?;
+                self.start(service, name)
             }
             Op::Keep { .. } => Ok(()),
-            Op::StopContainer { name } => {
-                self.engine.stop(name, self.opts.timeout)?;
-                Ok(())
-            }
+            Op::StopContainer { name } => self.stop_container(name),
             Op::RemoveContainer { id, .. } => {
                 self.remove_container(id, self.opts.remove_anon_volumes)
             }

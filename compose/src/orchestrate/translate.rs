@@ -291,8 +291,6 @@ fn unsupported(s: &Service) -> Vec<String> {
     );
     set(!s.external_links.is_empty(), "external_links");
     set(s.credential_spec.is_some(), "credential_spec");
-    set(!s.post_start.is_empty(), "post_start");
-    set(!s.pre_stop.is_empty(), "pre_stop");
     set(!s.pre_start.is_empty(), "pre_start");
     set(s.use_api_socket, "use_api_socket");
     set(!s.models.is_empty(), "models");
