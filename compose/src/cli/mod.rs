@@ -3,18 +3,24 @@
 //! Each command group lives in its own module exposing a clap `Subcommand` (or `Args`) type and a
 //! `run` function; this module only dispatches.
 
+pub mod attach;
 pub mod config;
 pub mod container;
+pub mod cp;
 pub mod dns;
 pub mod down;
+pub mod events;
 pub mod image;
 pub mod login;
 pub mod logs;
 pub mod network;
 pub mod project;
 pub mod ps;
+pub mod run;
+pub mod scale;
 pub mod service_cmds;
 pub mod stack;
+pub mod stats;
 pub mod supervise;
 pub mod table;
 pub mod up;
@@ -135,6 +141,19 @@ pub enum Command {
     Ls(service_cmds::LsArgs),
     /// Block until containers of services stop, printing their exit codes
     Wait(service_cmds::WaitArgs),
+    /// Run a one-off command on a service
+    #[command(disable_help_flag = true)]
+    Run(run::RunArgs),
+    /// Copy files/folders between a service container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Attach local standard input, output, and error streams to a service's running container
+    Attach(attach::AttachArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
+    /// Scale services (SERVICE=REPLICAS)
+    Scale(scale::ScaleArgs),
+    /// Receive real time events from containers
+    Events(events::EventsArgs),
     /// Service DNS resolver process (internal; started on demand by network commands)
     #[command(name = "__dns", hide = true)]
     Dns(dns::DnsArgs),
@@ -228,6 +247,12 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Images(a) => service_cmds::images(&cli.global, a),
         Command::Ls(a) => service_cmds::ls(&cli.global, a),
         Command::Wait(a) => service_cmds::wait(&cli.global, a),
+        Command::Run(a) => run::run(&cli.global, a),
+        Command::Cp(a) => cp::run(&cli.global, a),
+        Command::Attach(a) => attach::run(&cli.global, a),
+        Command::Stats(a) => stats::run(&cli.global, a),
+        Command::Scale(a) => scale::run(&cli.global, a),
+        Command::Events(a) => events::run(&cli.global, a),
         Command::Dns(args) => dns::run(&cli.global, args),
         Command::Container(args) => container::run(&cli.global, args),
         Command::Volume(args) => volume::run(&cli.global, args),
