@@ -133,6 +133,9 @@ fn project_yaml(subnet: &str, port: u16) -> String {
     ports: ["127.0.0.1:{port}:80"]
     environment: [MODE=service]
     depends_on: [db]
+  late:
+    image: busybox
+    command: ["sh", "-c", "sleep 2; echo late; exit 4"]
   worker:
     image: busybox
     command: ["sleep", "1000"]
@@ -227,6 +230,94 @@ fn run_detached_is_a_oneoff_that_down_removes() {
 
     env.run_ok(["down", "-t", "1"]).expect("down");
     assert_nothing_left(&env);
+}
+
+#[test]
+fn run_detached_rm_goes_away_when_it_exits() {
+    let (env, _registry) = setup();
+    let name = env
+        .run_ok(["run", "-d", "--rm", "--no-deps", "web", "sleep", "1"])
+        .expect("run -d --rm")
+        .stdout
+        .trim()
+        .to_owned();
+    let end = Instant::now() + Duration::from_secs(20);
+    while ps_json(&env).iter().any(|c| c["Name"] == name.as_str()) {
+        assert!(Instant::now() < end, "{name} still there");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    env.run_ok(["down", "-t", "1"]).expect("down");
+    assert_nothing_left(&env);
+}
+
+#[test]
+fn run_forwards_ctrl_c_without_a_tty() {
+    let (env, _registry) = setup();
+    let mut child = env
+        .command()
+        .expect("command")
+        .args([
+            "run",
+            "--rm",
+            "--no-deps",
+            "web",
+            "sh",
+            "-c",
+            "trap 'exit 7' INT; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(l) if l == "ready" => {}
+        other => {
+            let _ = child.kill();
+            panic!("no ready line: {other:?}");
+        }
+    }
+    // SAFETY: plain kill(2) of our own child process.
+    unsafe { libc::kill(i32::try_from(child.id()).expect("pid fits"), libc::SIGINT) };
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait works") {
+            break s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("run did not end after Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(7), "{status:?}");
+    assert!(
+        !ps_json(&env).iter().any(|c| c["Service"] == "web"),
+        "--rm container left"
+    );
+}
+
+#[test]
+fn attach_relays_output_and_exit_code() {
+    let (env, _registry) = setup();
+    env.run_ok(["up", "-d", "late"]).expect("up");
+    let out = env
+        .run(["attach", "--no-stdin", "late"])
+        .expect("rcompose runs");
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(out.stdout.contains("late"), "{out:?}");
 }
 
 #[test]
