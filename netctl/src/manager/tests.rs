@@ -1,8 +1,7 @@
 //! Planning and rollback of the manager against a fake kernel (no root needed).
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::netlink::LinkSummary;
@@ -276,12 +275,12 @@ fn prune_drops_endpoints_whose_namespace_died() {
 }
 
 #[derive(Default, Clone)]
-struct Dns(Rc<RefCell<Vec<String>>>);
+struct Dns(Arc<Mutex<Vec<String>>>);
 
 impl DnsRecords for Dns {
     fn set_network(&self, n: &str, s: &[DnsSubnet]) -> Result<(), String> {
         self.0
-            .borrow_mut()
+            .lock().unwrap()
             .push(format!("net {n} {}", s[0].gateway));
         Ok(())
     }
@@ -290,16 +289,16 @@ impl DnsRecords for Dns {
             return Err("refused".into());
         }
         self.0
-            .borrow_mut()
+            .lock().unwrap()
             .push(format!("add {n} {c} {} {}", names.join(","), ips[0]));
         Ok(())
     }
     fn remove(&self, n: &str, c: &str) -> Result<(), String> {
-        self.0.borrow_mut().push(format!("rm {n} {c}"));
+        self.0.lock().unwrap().push(format!("rm {n} {c}"));
         Ok(())
     }
     fn remove_network(&self, n: &str) -> Result<(), String> {
-        self.0.borrow_mut().push(format!("rmnet {n}"));
+        self.0.lock().unwrap().push(format!("rmnet {n}"));
         Ok(())
     }
 }
@@ -319,7 +318,7 @@ fn dns_hook_follows_changes_and_its_failure_rolls_back() {
     m.detach("n", "c1").unwrap();
     m.remove_network("n").unwrap();
     assert_eq!(
-        *dns.0.borrow(),
+        *dns.0.lock().unwrap(),
         [
             "net n 10.9.0.1",
             "add n c1 name-c1,web 10.9.0.2",
