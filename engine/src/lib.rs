@@ -2,6 +2,7 @@
 //! registry client) and containers.
 
 pub mod archive;
+pub mod build;
 pub mod changes;
 pub mod config;
 pub mod container;
