@@ -1,3 +1,5 @@
 //! Building images from Dockerfiles.
 
 pub mod ast;
+pub mod cache;
+pub mod layer;
