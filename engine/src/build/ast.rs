@@ -57,7 +57,11 @@ pub enum Command {
 pub struct InlineFile {
     /// The heredoc's name (`EOF`), used as the source name.
     pub name: String,
+    /// The body, one `\n` after every line (leading tabs already stripped for `<<-EOF`).
     pub content: String,
+    /// The name was unquoted (`<<EOF`, not `<<"EOF"`/`<<'EOF'`): `$VAR`s in the content are
+    /// substituted when the step runs (`dockerfile::expand_heredoc`), as BuildKit does.
+    pub expand: bool,
 }
 
 /// `COPY` / `ADD`.
@@ -95,7 +99,8 @@ pub enum Healthcheck {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Arg(Vec<ArgDecl>),
-    /// `ENV k=v …` or the legacy `ENV k v`; values unexpanded, quotes removed.
+    /// `ENV k=v …` or the legacy `ENV k v`; keys and values as written, quotes included (as
+    /// BuildKit keeps them): `dockerfile::expand` substitutes and removes quotes and escapes.
     Env(Vec<(String, String)>),
     /// `RUN [--network=…] cmd`; a heredoc script (`RUN <<EOF`) or a shell command whose own
     /// heredoc spans the following lines is a `Command::Shell` holding the whole script.
@@ -111,6 +116,7 @@ pub enum Kind {
     Entrypoint(Command),
     Expose(Vec<String>),
     Volume(Vec<String>),
+    /// `LABEL k=v …` (or legacy `LABEL k v`); keys and values as written, like `Env`.
     Label(Vec<(String, String)>),
     Healthcheck(Healthcheck),
     Shell(Vec<String>),

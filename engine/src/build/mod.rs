@@ -2,4 +2,5 @@
 
 pub mod ast;
 pub mod cache;
+pub mod dockerfile;
 pub mod layer;
