@@ -3,4 +3,5 @@
 pub mod ast;
 pub mod cache;
 pub mod dockerfile;
+pub mod ignore;
 pub mod layer;
