@@ -372,7 +372,7 @@ fn split_flags(rest: &str, escape: char) -> (Vec<Flag>, &str) {
         if word == "--" {
             break;
         }
-        let body = &word[2..];
+        let body = word.strip_prefix("--").unwrap_or(&word);
         match body.split_once('=') {
             Some((name, value)) => flags.push((name.to_string(), Some(value.to_string()))),
             None => flags.push((body.to_string(), None)),
@@ -2152,6 +2152,18 @@ CMD [\"serve\"]
         assert!(err("FROM a\nRUN <<EOF\necho\n\tEOF\n")
             .message
             .contains("unterminated"));
+    }
+
+    #[test]
+    fn heredoc_after_flags() {
+        let text = "FROM a\nRUN --network=none <<EOF\ntrue\nEOF\n";
+        assert_eq!(
+            kinds(text)[0],
+            Kind::Run {
+                command: shell("true\n"),
+                network: Some(s("none"))
+            }
+        );
     }
 
     #[test]
