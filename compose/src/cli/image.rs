@@ -49,6 +49,8 @@ struct ImageCli {
 
 #[derive(Debug, Subcommand)]
 enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(super::build::ImageBuildArgs),
     /// Download an image from a registry
     Pull(PullArgs),
     /// Upload an image to a registry
@@ -218,6 +220,7 @@ pub fn run(global: &GlobalOpts, args: ImageArgs) -> anyhow::Result<i32> {
             .with_context(|| format!("opening the image store under {}", root.display()))
     };
     match cli.command {
+        ImageCommand::Build(a) => super::build::run_image_build(&root, a),
         ImageCommand::Pull(a) => pull(&store()?, a),
         ImageCommand::Push(a) => push(&store()?, a),
         ImageCommand::Ls(a) => ls(&store()?, a),

@@ -4,6 +4,7 @@
 //! `run` function; this module only dispatches.
 
 pub mod attach;
+pub mod build;
 pub mod config;
 pub mod container;
 pub mod cp;
@@ -92,7 +93,7 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Show the rcompose version information
     Version(version::VersionArgs),
-    /// Manage images (pull, push, ls, rm, tag, inspect, history, save, load, import, prune)
+    /// Manage images (build, pull, push, ls, rm, tag, inspect, history, save, load, import, prune)
     #[command(disable_help_flag = true)]
     Image(image::ImageArgs),
     /// Log in to a registry
@@ -107,6 +108,8 @@ pub enum Command {
     Push(image::project::ProjectPushArgs),
     /// Create and start containers
     Up(up::UpArgs),
+    /// Build or rebuild the images of services
+    Build(build::BuildArgs),
     /// Stop and remove containers and networks (and volumes with -v)
     Down(down::DownArgs),
     /// Create containers for services without starting them
@@ -230,6 +233,7 @@ pub fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Pull(args) => image::project::run_pull(&cli.global, args),
         Command::Push(args) => image::project::run_push(&cli.global, args),
         Command::Up(a) => up::run(&cli.global, a),
+        Command::Build(a) => build::run_build(&cli.global, a),
         Command::Down(a) => down::run(&cli.global, a),
         Command::Create(a) => up::run_create(&cli.global, a),
         Command::Start(a) => service_cmds::start(&cli.global, a),

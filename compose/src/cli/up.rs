@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, Context};
 use engine::container::logs::ReadOptions;
 use engine::container::ops::Engine;
 use engine::image::ImageStore;
@@ -96,8 +96,8 @@ pub struct UpArgs {
     /// Maximum number of steps run at once (also COMPOSE_PARALLEL_LIMIT)
     #[arg(long)]
     pub parallel: Option<usize>,
-    /// Build images before starting containers (building is not supported yet)
-    #[arg(long, hide = true)]
+    /// Build images before starting containers
+    #[arg(long, conflicts_with = "no_build")]
     pub build: bool,
     /// Don't build an image, even if it's missing
     #[arg(long)]
@@ -212,11 +212,11 @@ pub fn run_create(global: &GlobalOpts, a: CreateArgs) -> anyhow::Result<i32> {
 }
 
 pub fn run(global: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
-    if a.build {
-        bail!("--build: building images is not supported yet; build the image elsewhere and load it with `rcompose image load`");
-    }
     let st = stack::load(global, &a.services)?;
     let engine = stack::engine(global)?;
+    if !a.no_build {
+        build_missing(global, &st, &a)?;
+    }
     let world = observe_world(global, &st, &engine)?;
     let opts = UpOptions {
         services: a.services.clone(),
@@ -294,6 +294,42 @@ pub fn run(global: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     attached(global, &engine, &st, &selected, &a)
+}
+
+/// Builds the images of selected services that have a `build:` section and whose image is
+/// missing (all of them with `--build`), before planning: the plan then sees the new image ids
+/// and recreates what they changed.
+fn build_missing(global: &GlobalOpts, st: &Stack, a: &UpArgs) -> anyhow::Result<()> {
+    let store = ImageStore::open(&global.root).context("opening the image store")?;
+    let selected = plan::selected_services(&st.project, &a.services, a.no_deps)?;
+    for name in selected {
+        let svc = &st.project.services[&name];
+        if svc.build.is_none() {
+            continue;
+        }
+        let image = svc.image_or_default(&st.project);
+        if !a.build && store.resolve(&image).is_ok() {
+            continue;
+        }
+        if a.dry_run {
+            println!(
+                "Building    Image {image}  (service {name}{})",
+                if a.build {
+                    ", --build"
+                } else {
+                    ", not present locally"
+                }
+            );
+            continue;
+        }
+        eprintln!(" - Service {name}  Building");
+        let opts =
+            super::build::service_build_options(&st.project, svc, &BTreeMap::new(), false, false)?;
+        super::build::build_image(&global.root, &opts, a.quiet_pull)
+            .with_context(|| format!("building the image of service {name}"))?;
+        eprintln!(" ✔ Service {name}  Built");
+    }
+    Ok(())
 }
 
 /// A host port already published or in use is an error before anything starts.

@@ -358,7 +358,7 @@ pub fn plan_up(
                 return Err(OrchestrateError::Service {
                     service: key.clone(),
                     msg: format!(
-                        "image {image} must be built, and building is not supported yet: build it elsewhere and load it, or set an image that can be pulled"
+                        "image {image} is not present and must be built (`rcompose build`, or `up` without --no-build)"
                     ),
                 })
             }

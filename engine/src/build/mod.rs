@@ -3,5 +3,6 @@
 pub mod ast;
 pub mod cache;
 pub mod dockerfile;
+pub mod executor;
 pub mod ignore;
 pub mod layer;

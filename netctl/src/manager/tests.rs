@@ -280,7 +280,8 @@ struct Dns(Arc<Mutex<Vec<String>>>);
 impl DnsRecords for Dns {
     fn set_network(&self, n: &str, s: &[DnsSubnet]) -> Result<(), String> {
         self.0
-            .lock().unwrap()
+            .lock()
+            .unwrap()
             .push(format!("net {n} {}", s[0].gateway));
         Ok(())
     }
@@ -289,7 +290,8 @@ impl DnsRecords for Dns {
             return Err("refused".into());
         }
         self.0
-            .lock().unwrap()
+            .lock()
+            .unwrap()
             .push(format!("add {n} {c} {} {}", names.join(","), ips[0]));
         Ok(())
     }
