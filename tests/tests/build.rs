@@ -275,3 +275,39 @@ fn onbuild_triggers_and_inline_files() {
     );
     assert_eq!(got, "triggered\nhello inline\nkeep $NAME\n");
 }
+
+#[test]
+fn add_downloads_a_url() {
+    use std::io::Read;
+    let (env, _registry) = env_with_busybox();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let port = listener.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let body = "remote content\n";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dir = env.work_dir().join("url");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM busybox\nADD http://127.0.0.1:{port}/files/remote.txt /srv/\n"),
+    )
+    .expect("Dockerfile");
+    env.run_ok(["image", "build", "-t", "fromurl", &dir.to_string_lossy()])
+        .expect("build with ADD url");
+    server.join().expect("server thread");
+    let got = run_in(
+        &env,
+        "fromurl",
+        "cat /srv/remote.txt; stat -c %a /srv/remote.txt",
+    );
+    assert_eq!(got, "remote content\n600\n");
+}

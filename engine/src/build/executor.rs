@@ -775,12 +775,29 @@ impl Builder<'_> {
             || dest_raw.ends_with("/..")
             || many
             || layer::find_in_layers(&lowers, &dest).is_some_and(|p| p.is_dir());
+        // Downloads live until the layer is written.
+        let mut downloads: Vec<tempfile::NamedTempFile> = Vec::new();
         for src in &sources {
             if add && (src.starts_with("http://") || src.starts_with("https://")) {
-                return Err(e(
-                    self,
-                    format!("ADD of a URL ({src}) is not supported yet"),
-                ));
+                let mut tmp = tempfile::NamedTempFile::new_in(&self.root)
+                    .map_err(io_err("creating a download file"))?;
+                self.say(&format!(" ---> downloading {src}"));
+                super::fetch::fetch(src, tmp.as_file_mut()).map_err(|m| e(self, m))?;
+                let target = if dest_is_dir {
+                    format!("{dest}/{}", super::fetch::file_name(src))
+                } else {
+                    dest.clone()
+                };
+                entries.push(Entry {
+                    path: clean(&target),
+                    source: Source::File(tmp.path().to_owned()),
+                    mode: 0o600,
+                    uid: 0,
+                    gid: 0,
+                    mtime: now_secs(),
+                });
+                downloads.push(tmp);
+                continue;
             }
             let found = match &spec.from {
                 Some(from) => self.source_from_image(from, src).map_err(|m| e(self, m))?,
