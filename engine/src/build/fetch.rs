@@ -48,7 +48,7 @@ pub fn fetch(url: &str, out: &mut impl Write) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write as _};
+    use std::io::Read;
     use std::net::TcpListener;
 
     #[test]
