@@ -52,7 +52,7 @@ struct Located<'a>(&'a Loc, &'a String);
 impl fmt::Display for Located<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (loc, message) = (self.0, self.1);
-        if loc.source.is_none() {
+        if !loc.has_source() {
             return write!(f, "{message}");
         }
         write!(f, "{loc}: {message}")?;

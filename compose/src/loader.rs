@@ -398,10 +398,7 @@ impl<'o> Ctx<'o> {
                 format!("a compose file must be a mapping, not {}", node.type_name()),
             ));
         }
-        self.collect_variables(&mut node);
-        if self.opts.interpolate {
-            self.interpolate(&mut node)?;
-        }
+        self.variables_and_interpolation(&mut node)?;
         schema::validate(&mut node)?;
         canonicalize(
             &mut node,
@@ -421,28 +418,23 @@ impl<'o> Ctx<'o> {
         Ok(node)
     }
 
-    fn collect_variables(&mut self, node: &mut Node) {
-        let mut found: Vec<VariableUse> = Vec::new();
-        let _ = node.walk_scalars_mut::<()>(&mut Vec::new(), &mut |_, s, _, _| {
-            if interpolate::has_variables(s) {
-                if let Ok(vars) = interpolate::variables(s) {
-                    for v in vars {
-                        interpolate::merge_variable(&mut found, v);
-                    }
+    /// Records the variables every scalar references and, when interpolation is on, substitutes
+    /// them: one walk over the file does both.
+    fn variables_and_interpolation(&mut self, node: &mut Node) -> Result<()> {
+        let env = &self.env;
+        let variables = &mut self.variables;
+        let interpolate = self.opts.interpolate;
+        let mut unset: Vec<String> = Vec::new();
+        node.walk_scalars_mut::<LoadError>(&mut |text, style, loc| {
+            if !interpolate::has_variables(text) {
+                return Ok(());
+            }
+            if let Ok(vars) = interpolate::variables(text) {
+                for v in vars {
+                    interpolate::merge_variable(variables, v);
                 }
             }
-            Ok(())
-        });
-        for v in found {
-            interpolate::merge_variable(&mut self.variables, v);
-        }
-    }
-
-    fn interpolate(&mut self, node: &mut Node) -> Result<()> {
-        let env = &self.env;
-        let mut unset: Vec<String> = Vec::new();
-        node.walk_scalars_mut::<LoadError>(&mut Vec::new(), &mut |_, text, style, loc| {
-            if !interpolate::has_variables(text) {
+            if !interpolate {
                 return Ok(());
             }
             let out = interpolate::interpolate(text, &|k| env.get(k))
@@ -587,7 +579,7 @@ impl<'o> Ctx<'o> {
         }
         .map_err(|e| match e {
             // A cycle is reported where it closes; other errors keep their own location.
-            LoadError::At { loc, message } if loc.source.is_none() => LoadError::At {
+            LoadError::At { loc, message } if !loc.has_source() => LoadError::At {
                 loc: ext.loc.clone(),
                 message,
             },
@@ -610,10 +602,7 @@ impl<'o> Ctx<'o> {
         })?;
         let source = Source::new(path, text);
         let mut node = yaml::parse(&source)?;
-        self.collect_variables(&mut node);
-        if self.opts.interpolate {
-            self.interpolate(&mut node)?;
-        }
+        self.variables_and_interpolation(&mut node)?;
         schema::validate(&mut node)?;
         canonicalize(
             &mut node,

@@ -49,8 +49,7 @@ pub fn merge(base: &mut Node, over: Node, path: &str) {
                     (Some(i), Some(MergeTag::Reset)) => removed.push(i),
                     (None, Some(MergeTag::Reset)) => {}
                     (Some(i), _) => {
-                        let child = child_path(path, &k.name);
-                        merge(&mut base_entries[i].1, v, &child);
+                        merge(&mut base_entries[i].1, v, child_path(path, &k.name));
                     }
                     (None, _) => base_entries.push((k, strip_tag(v))),
                 }
@@ -78,17 +77,39 @@ fn strip_tag(mut n: Node) -> Node {
     n
 }
 
-fn child_path(path: &str, key: &str) -> String {
-    // Names of services and resources are wildcards in the rule table.
-    let wildcard = matches!(
-        path,
-        "services" | "networks" | "volumes" | "secrets" | "configs" | "models"
-    );
-    let key = if wildcard { "*" } else { key };
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
+/// Paths no merge rule looks at, at any depth below: their children need no path of their own.
+const NO_RULE: &str = "-";
+
+/// The rule-table path of `key` under `path`. Only paths that lead to a rule are spelled out;
+/// the rest collapse to [`NO_RULE`], so merging allocates no path strings.
+fn child_path(path: &str, key: &str) -> &'static str {
+    match path {
+        "" => match key {
+            "services" => "services",
+            _ => NO_RULE,
+        },
+        // Service names are wildcards in the rule table.
+        "services" => "services.*",
+        "services.*" => match key {
+            "logging" => "services.*.logging",
+            "command" => "services.*.command",
+            "entrypoint" => "services.*.entrypoint",
+            "healthcheck" => "services.*.healthcheck",
+            "volumes" => "services.*.volumes",
+            "secrets" => "services.*.secrets",
+            "configs" => "services.*.configs",
+            "devices" => "services.*.devices",
+            "env_file" => "services.*.env_file",
+            "post_start" => "services.*.post_start",
+            "pre_stop" => "services.*.pre_stop",
+            _ => NO_RULE,
+        },
+        "services.*.healthcheck" if key == "test" => "services.*.healthcheck.test",
+        "services.*.post_start" => "services.*.post_start.*",
+        "services.*.pre_stop" => "services.*.pre_stop.*",
+        "services.*.post_start.*" if key == "command" => "services.*.post_start.*.command",
+        "services.*.pre_stop.*" if key == "command" => "services.*.pre_stop.*.command",
+        _ => NO_RULE,
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 use regex_lite::Regex;
 use serde_json::Value;
 
-use crate::yaml::{Key, Kind, Loc, MergeTag, Node};
+use crate::yaml::{Key, Kind, Loc, MergeTag, Node, ScalarType};
 
 const SCHEMA_TEXT: &str = include_str!("../schema/compose-spec.json");
 
@@ -106,14 +106,12 @@ fn node_bit(node: &Node) -> u8 {
     match &node.kind {
         Kind::Seq(_) => ARR,
         Kind::Map(_) => OBJ,
-        Kind::Scalar(..) => match node.shallow_value() {
-            Value::Null => NULL,
-            Value::Bool(_) => BOOL,
-            Value::Number(n) if n.is_i64() || n.is_u64() => INT,
-            Value::Number(_) => NUM,
-            Value::String(_) => STR,
-            Value::Array(_) => ARR,
-            Value::Object(_) => OBJ,
+        Kind::Scalar(..) => match node.scalar_type() {
+            Some(ScalarType::Null) => NULL,
+            Some(ScalarType::Bool) => BOOL,
+            Some(ScalarType::Int) => INT,
+            Some(ScalarType::Float) => NUM,
+            Some(ScalarType::Str) | None => STR,
         },
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Number, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
@@ -35,10 +35,23 @@ impl Source {
     }
 }
 
+/// Every parsed source, by id (`Loc::file` is the index plus one; 0 is no file). A source is
+/// kept for the whole process: errors quote its text whenever they are reported, and locations
+/// stay plain numbers, cheap to copy and with nothing to release.
+static SOURCES: Mutex<Vec<&'static Source>> = Mutex::new(Vec::new());
+
+/// Registers a source for the locations of nodes parsed from it.
+fn register(source: &Arc<Source>) -> u32 {
+    let kept: &'static Source = Box::leak(Box::new(Arc::clone(source)));
+    let mut all = SOURCES.lock().unwrap_or_else(PoisonError::into_inner);
+    all.push(kept);
+    u32::try_from(all.len()).unwrap_or(0)
+}
+
 /// Where a node starts: file, 1-based line and 1-based column.
 #[derive(Clone)]
 pub struct Loc {
-    pub source: Option<Arc<Source>>,
+    file: u32,
     pub line: usize,
     pub col: usize,
 }
@@ -47,19 +60,31 @@ impl Loc {
     /// A location for values that come from no file (command-line defaults, computed values).
     pub fn none() -> Self {
         Loc {
-            source: None,
+            file: 0,
             line: 0,
             col: 0,
         }
     }
 
+    /// The file the location is in, if any.
+    pub fn source(&self) -> Option<&'static Source> {
+        let i = usize::try_from(self.file).ok()?.checked_sub(1)?;
+        let all = SOURCES.lock().unwrap_or_else(PoisonError::into_inner);
+        all.get(i).copied()
+    }
+
+    /// Whether the location is in a file (computed values are not).
+    pub fn has_source(&self) -> bool {
+        self.file != 0
+    }
+
     pub fn path(&self) -> Option<&Path> {
-        self.source.as_deref().map(|s| s.path.as_path())
+        self.source().map(|s| s.path.as_path())
     }
 
     /// The quoted source line with a caret under the column, for error reports.
     pub fn snippet(&self) -> Option<String> {
-        let src = self.source.as_ref()?;
+        let src = self.source()?;
         let text = src.line(self.line)?;
         let pad: String = text
             .chars()
@@ -94,6 +119,16 @@ pub enum Style {
     Quoted,
 }
 
+/// The type a scalar resolves to, known without building its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalarType {
+    Null,
+    Bool,
+    Int,
+    Float,
+    Str,
+}
+
 #[derive(Debug, Clone)]
 pub enum Kind {
     Scalar(String, Style),
@@ -101,9 +136,8 @@ pub enum Kind {
     Map(Vec<(Key, Node)>),
 }
 
-/// What `Node::walk_scalars_mut` calls for each scalar: its key path, text, style and location.
-pub type ScalarVisitor<'a, E> =
-    dyn FnMut(&[String], &mut String, &mut Style, &Loc) -> Result<(), E> + 'a;
+/// What `Node::walk_scalars_mut` calls for each scalar: its text, style and location.
+pub type ScalarVisitor<'a, E> = dyn FnMut(&mut String, &mut Style, &Loc) -> Result<(), E> + 'a;
 
 /// A mapping key with its own location (errors about unknown keys point at the key).
 #[derive(Debug, Clone)]
@@ -161,7 +195,16 @@ impl Node {
     }
 
     pub fn is_null(&self) -> bool {
-        matches!(&self.kind, Kind::Scalar(s, Style::Plain) if resolve_plain(s).is_null())
+        matches!(&self.kind, Kind::Scalar(s, Style::Plain) if plain_type(s) == ScalarType::Null)
+    }
+
+    /// The type of a scalar (`None` for collections), without copying its text.
+    pub fn scalar_type(&self) -> Option<ScalarType> {
+        match &self.kind {
+            Kind::Scalar(_, Style::Quoted) => Some(ScalarType::Str),
+            Kind::Scalar(s, Style::Plain) => Some(plain_type(s)),
+            Kind::Seq(_) | Kind::Map(_) => None,
+        }
     }
 
     /// The node's value with collections left empty: enough to know its type without copying
@@ -206,7 +249,8 @@ impl Node {
     /// A scalar that is a string once typed (quoted, or plain text that is not a number etc.).
     pub fn as_str(&self) -> Option<&str> {
         match &self.kind {
-            Kind::Scalar(s, _) if self.shallow_value().is_string() => Some(s),
+            Kind::Scalar(s, Style::Quoted) => Some(s),
+            Kind::Scalar(s, Style::Plain) if plain_type(s) == ScalarType::Str => Some(s),
             _ => None,
         }
     }
@@ -251,14 +295,16 @@ impl Node {
 
     /// What kind of value this is, in the words of error messages.
     pub fn type_name(&self) -> &'static str {
-        match self.shallow_value() {
-            Value::Null => "null",
-            Value::Bool(_) => "boolean",
-            Value::Number(n) if n.is_f64() => "number",
-            Value::Number(_) => "integer",
-            Value::String(_) => "string",
-            Value::Array(_) => "list",
-            Value::Object(_) => "mapping",
+        match &self.kind {
+            Kind::Seq(_) => "list",
+            Kind::Map(_) => "mapping",
+            Kind::Scalar(..) => match self.scalar_type() {
+                Some(ScalarType::Null) => "null",
+                Some(ScalarType::Bool) => "boolean",
+                Some(ScalarType::Float) => "number",
+                Some(ScalarType::Int) => "integer",
+                Some(ScalarType::Str) | None => "string",
+            },
         }
     }
 
@@ -285,7 +331,13 @@ impl Node {
                 if sa == sb && a == b {
                     return true;
                 }
-                self.shallow_value() == other.shallow_value()
+                // Different texts of one type are the same value only for numbers, booleans and
+                // nulls (`1` and `0x1`); strings are equal by text.
+                match (self.scalar_type(), other.scalar_type()) {
+                    (Some(ScalarType::Str), Some(ScalarType::Str)) => a == b,
+                    (ta, tb) if ta == tb => self.shallow_value() == other.shallow_value(),
+                    _ => false,
+                }
             }
             (Kind::Seq(a), Kind::Seq(b)) => {
                 a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_value(y))
@@ -306,10 +358,8 @@ impl Node {
     pub fn into_value(self) -> Value {
         match self.kind {
             Kind::Scalar(s, Style::Quoted) => Value::String(s),
-            Kind::Scalar(s, Style::Plain) => match resolve_plain(&s) {
-                Value::String(_) => Value::String(s),
-                other => other,
-            },
+            Kind::Scalar(s, Style::Plain) if plain_type(&s) == ScalarType::Str => Value::String(s),
+            Kind::Scalar(s, Style::Plain) => resolve_plain(&s),
             Kind::Seq(items) => Value::Array(items.into_iter().map(Node::into_value).collect()),
             Kind::Map(entries) => {
                 let mut m = Map::with_capacity(entries.len());
@@ -347,58 +397,54 @@ impl Node {
         Node::new(kind, loc.clone())
     }
 
-    /// Visits every scalar with the path of keys and indexes leading to it.
-    pub fn walk_scalars_mut<E>(
-        &mut self,
-        path: &mut Vec<String>,
-        f: &mut ScalarVisitor<'_, E>,
-    ) -> Result<(), E> {
+    /// Visits every scalar, keys excluded, in document order.
+    pub fn walk_scalars_mut<E>(&mut self, f: &mut ScalarVisitor<'_, E>) -> Result<(), E> {
         match &mut self.kind {
-            Kind::Scalar(s, style) => f(path, s, style, &self.loc),
-            Kind::Seq(items) => {
-                for (i, item) in items.iter_mut().enumerate() {
-                    path.push(i.to_string());
-                    let r = item.walk_scalars_mut(path, f);
-                    path.pop();
-                    r?;
-                }
-                Ok(())
-            }
-            Kind::Map(entries) => {
-                for (k, v) in entries.iter_mut() {
-                    path.push(k.name.clone());
-                    let r = v.walk_scalars_mut(path, f);
-                    path.pop();
-                    r?;
-                }
-                Ok(())
-            }
+            Kind::Scalar(s, style) => f(s, style, &self.loc),
+            Kind::Seq(items) => items
+                .iter_mut()
+                .try_for_each(|item| item.walk_scalars_mut(f)),
+            Kind::Map(entries) => entries
+                .iter_mut()
+                .try_for_each(|(_, v)| v.walk_scalars_mut(f)),
         }
     }
 }
 
 /// YAML 1.2 core schema resolution of a plain scalar, as go-yaml v3 does for untyped targets.
 pub fn resolve_plain(s: &str) -> Value {
+    match plain_type(s) {
+        ScalarType::Null => Value::Null,
+        ScalarType::Bool => Value::Bool(matches!(s, "true" | "True" | "TRUE")),
+        ScalarType::Int => parse_int(s).map_or(Value::Null, |n| Value::Number(Number::from(n))),
+        ScalarType::Float => s
+            .parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map_or(Value::Null, Value::Number),
+        ScalarType::Str => Value::String(s.to_string()),
+    }
+}
+
+/// The type [`resolve_plain`] gives a plain scalar, without building the value.
+pub fn plain_type(s: &str) -> ScalarType {
     match s {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "true" | "True" | "TRUE" => return Value::Bool(true),
-        "false" | "False" | "FALSE" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Value::String(s.to_string())
-        }
+        "" | "~" | "null" | "Null" | "NULL" => return ScalarType::Null,
+        "true" | "True" | "TRUE" | "false" | "False" | "FALSE" => return ScalarType::Bool,
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return ScalarType::Str,
         _ => {}
     }
-    if let Some(n) = parse_int(s) {
-        return Value::Number(Number::from(n));
+    // Numbers start with a sign, a digit or a dot: most text is told apart by its first byte.
+    if !matches!(s.as_bytes().first(), Some(b'0'..=b'9' | b'-' | b'+' | b'.')) {
+        return ScalarType::Str;
     }
-    if looks_like_float(s) {
-        if let Ok(f) = s.parse::<f64>() {
-            if let Some(n) = Number::from_f64(f) {
-                return Value::Number(n);
-            }
-        }
+    if parse_int(s).is_some() {
+        return ScalarType::Int;
     }
-    Value::String(s.to_string())
+    if looks_like_float(s) && s.parse::<f64>().ok().and_then(Number::from_f64).is_some() {
+        return ScalarType::Float;
+    }
+    ScalarType::Str
 }
 
 fn parse_int(s: &str) -> Option<i64> {
@@ -449,8 +495,9 @@ fn looks_like_float(s: &str) -> bool {
 
 /// Parses one YAML document. An empty file is an empty mapping, as docker compose treats it.
 pub fn parse(source: &Arc<Source>) -> Result<Node, YamlError> {
+    let file = register(source);
     let mut builder = Builder {
-        source: source.clone(),
+        file,
         stack: Vec::new(),
         anchors: HashMap::new(),
         docs: Vec::new(),
@@ -475,7 +522,7 @@ pub fn parse(source: &Arc<Source>) -> Result<Node, YamlError> {
         });
     }
     let loc = Loc {
-        source: Some(source.clone()),
+        file,
         line: 1,
         col: 1,
     };
@@ -496,7 +543,7 @@ enum Frame {
 }
 
 struct Builder {
-    source: Arc<Source>,
+    file: u32,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Node>,
     docs: Vec<Node>,
@@ -506,7 +553,7 @@ struct Builder {
 impl Builder {
     fn loc(&self, m: Marker) -> Loc {
         Loc {
-            source: Some(self.source.clone()),
+            file: self.file,
             line: m.line(),
             col: m.col() + 1,
         }

@@ -9,7 +9,7 @@ use serde::de::{self, IntoDeserializer, Visitor};
 use serde::forward_to_deserialize_any;
 use serde_json::Value;
 
-use crate::yaml::{resolve_plain, Kind, Node, Style};
+use crate::yaml::{plain_type, resolve_plain, Kind, Node, ScalarType, Style};
 
 /// A deserializer over an owned node.
 pub struct NodeDeserializer(pub Node);
@@ -28,6 +28,9 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.0.kind {
             Kind::Scalar(s, Style::Quoted) => visitor.visit_string(s),
+            Kind::Scalar(s, Style::Plain) if plain_type(&s) == ScalarType::Str => {
+                visitor.visit_string(s)
+            }
             Kind::Scalar(s, Style::Plain) => match resolve_plain(&s) {
                 Value::Null => visitor.visit_unit(),
                 Value::Bool(b) => visitor.visit_bool(b),

@@ -72,6 +72,131 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
+/// A value as the scalar helpers need it: scalars as they are, collections only by kind (their
+/// contents are skipped). Reading a string this way builds no `Value` tree.
+pub(crate) enum Scalar {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    List,
+    Mapping,
+}
+
+impl Scalar {
+    /// The value as JSON; a collection stands as an empty one (only its kind is known).
+    fn into_value(self) -> Value {
+        match self {
+            Scalar::Null => Value::Null,
+            Scalar::Bool(b) => Value::Bool(b),
+            Scalar::Number(n) => Value::Number(n),
+            Scalar::String(s) => Value::String(s),
+            Scalar::List => Value::Array(Vec::new()),
+            Scalar::Mapping => Value::Object(serde_json::Map::new()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Scalar;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(b))
+            }
+            fn visit_i64<E>(self, i: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(i.into()))
+            }
+            fn visit_u64<E>(self, u: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Number(u.into()))
+            }
+            fn visit_f64<E>(self, f: f64) -> Result<Scalar, E> {
+                // As `serde_json::Value` reads it: a non-finite float is null.
+                Ok(serde_json::Number::from_f64(f).map_or(Scalar::Null, Scalar::Number))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Scalar, E> {
+                Ok(Scalar::String(s.to_string()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Scalar, E> {
+                Ok(Scalar::String(s))
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Scalar, D::Error> {
+                Scalar::deserialize(d)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Scalar, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Scalar::List)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Scalar, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Scalar::Mapping)
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// A mapping's entries in order, values read as [`Scalar`]s.
+struct ScalarEntries(Vec<(String, Scalar)>);
+
+impl<'de> Deserialize<'de> for ScalarEntries {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ScalarEntries;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<ScalarEntries, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some(entry) = map.next_entry::<String, Scalar>()? {
+                    entries.push(entry);
+                }
+                Ok(ScalarEntries(entries))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// Builds a map from a mapping whose values `convert` turns into `T` (or explains why not).
+fn scalar_map<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    convert: impl Fn(&str, Scalar) -> Result<T, String>,
+) -> Result<IndexMap<String, T>, D::Error> {
+    let entries = Option::<ScalarEntries>::deserialize(deserializer)?.map_or(Vec::new(), |e| e.0);
+    let mut out = IndexMap::with_capacity(entries.len());
+    for (k, v) in entries {
+        let v = convert(&k, v).map_err(D::Error::custom)?;
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
 /// Map whose values are strings; numbers and booleans are stringified (`driver_opts`, `labels`…).
 pub(crate) mod string_map {
     use super::*;
@@ -79,16 +204,15 @@ pub(crate) mod string_map {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<IndexMap<String, String>, D::Error> {
-        let raw = Option::<IndexMap<String, Value>>::deserialize(deserializer)?.unwrap_or_default();
-        raw.into_iter()
-            .map(|(k, v)| match scalar_to_string(&v) {
-                Some(s) => Ok((k, s)),
-                None => Err(D::Error::custom(format!(
+        scalar_map(deserializer, |k, v| {
+            let v = v.into_value();
+            scalar_to_string(&v).ok_or_else(|| {
+                format!(
                     "value of `{k}` must be a string or a number, found {}",
                     describe(&v)
-                ))),
+                )
             })
-            .collect()
+        })
     }
 }
 
@@ -99,19 +223,15 @@ pub(crate) mod nullable_map {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<IndexMap<String, Option<String>>, D::Error> {
-        let raw = Option::<IndexMap<String, Value>>::deserialize(deserializer)?.unwrap_or_default();
-        raw.into_iter()
-            .map(|(k, v)| match v {
-                Value::Null => Ok((k, None)),
-                other => match scalar_to_string(&other) {
-                    Some(s) => Ok((k, Some(s))),
-                    None => Err(D::Error::custom(format!(
-                        "value of `{k}` must be a string, a number or null, found {}",
-                        describe(&other)
-                    ))),
-                },
-            })
-            .collect()
+        scalar_map(deserializer, |k, v| match v.into_value() {
+            Value::Null => Ok(None),
+            other => scalar_to_string(&other).map(Some).ok_or_else(|| {
+                format!(
+                    "value of `{k}` must be a string, a number or null, found {}",
+                    describe(&other)
+                )
+            }),
+        })
     }
 }
 
@@ -155,7 +275,7 @@ pub(crate) mod opt_string_or_number {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<String>, D::Error> {
-        match Option::<Value>::deserialize(deserializer)? {
+        match Option::<Scalar>::deserialize(deserializer)?.map(Scalar::into_value) {
             None | Some(Value::Null) => Ok(None),
             Some(v @ (Value::String(_) | Value::Number(_))) => Ok(scalar_to_string(&v)),
             Some(other) => Err(D::Error::custom(format!(
@@ -204,7 +324,7 @@ pub(crate) mod opt_float {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<f64>, D::Error> {
-        match Option::<Value>::deserialize(deserializer)? {
+        match Option::<Scalar>::deserialize(deserializer)?.map(Scalar::into_value) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => value_to_f64(&v).map(Some).map_err(D::Error::custom),
         }
@@ -277,7 +397,7 @@ pub(crate) mod bytes {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
-        value_to_bytes(&Value::deserialize(deserializer)?).map_err(D::Error::custom)
+        value_to_bytes(&Scalar::deserialize(deserializer)?.into_value()).map_err(D::Error::custom)
     }
 }
 
@@ -295,7 +415,7 @@ pub(crate) mod opt_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<i64>, D::Error> {
-        match Option::<Value>::deserialize(deserializer)? {
+        match Option::<Scalar>::deserialize(deserializer)?.map(Scalar::into_value) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => value_to_bytes(&v).map(Some).map_err(D::Error::custom),
         }
@@ -312,7 +432,7 @@ pub(crate) mod int {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
-        value_to_i64(&Value::deserialize(deserializer)?).map_err(D::Error::custom)
+        value_to_i64(&Scalar::deserialize(deserializer)?.into_value()).map_err(D::Error::custom)
     }
 }
 
@@ -327,7 +447,7 @@ pub(crate) mod opt_int {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<i64>, D::Error> {
-        match Option::<Value>::deserialize(deserializer)? {
+        match Option::<Scalar>::deserialize(deserializer)?.map(Scalar::into_value) {
             None | Some(Value::Null) => Ok(None),
             Some(v) => value_to_i64(&v).map(Some).map_err(D::Error::custom),
         }
@@ -345,7 +465,7 @@ pub(crate) mod opt_mode {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<u32>, D::Error> {
-        match Option::<Value>::deserialize(deserializer)? {
+        match Option::<Scalar>::deserialize(deserializer)?.map(Scalar::into_value) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n
                 .as_u64()
@@ -375,7 +495,7 @@ pub(crate) mod opt_device_count {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<i64>, D::Error> {
-        match Option::<Value>::deserialize(deserializer)? {
+        match Option::<Scalar>::deserialize(deserializer)?.map(Scalar::into_value) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.eq_ignore_ascii_case("all") => Ok(Some(-1)),
             Some(v) => value_to_i64(&v).map(Some).map_err(|_| {
@@ -390,7 +510,7 @@ pub(crate) mod external {
     use super::*;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-        match Option::<Value>::deserialize(deserializer)? {
+        match Option::<Scalar>::deserialize(deserializer)?.map(Scalar::into_value) {
             None | Some(Value::Null) => Ok(false),
             Some(Value::Bool(b)) => Ok(b),
             Some(Value::Object(_)) => Ok(true),
