@@ -173,7 +173,7 @@ fn convert_scalar<E: std::fmt::Display>(
     let text = scalar_string(n).unwrap_or_default();
     let v = convert(&text).map_err(|e| err(&n.loc, e))?;
     let tag = n.tag;
-    *n = Node::from_value(&v, &n.loc);
+    *n = Node::from_value_owned(v, &n.loc);
     n.tag = tag;
     Ok(())
 }
@@ -303,7 +303,7 @@ fn service(svc: &mut Node, _name: &str, opts: CanonOptions) -> Result<()> {
             }
             if let Some(s) = item.as_str().map(str::to_string) {
                 let v = syntax::parse_volume(&s).map_err(|e| err(&item.loc, e))?;
-                *item = Node::from_value(&v, &item.loc);
+                *item = Node::from_value_owned(v, &item.loc);
             } else if item.as_map().is_some() {
                 with_child(item, "tmpfs", |t| with_child(t, "size", |s| bytes(s, opts)))?;
             }
@@ -315,7 +315,7 @@ fn service(svc: &mut Node, _name: &str, opts: CanonOptions) -> Result<()> {
         seq_items(n, |item| {
             if let Some(s) = item.as_str().map(str::to_string) {
                 let v = syntax::parse_device(&s).map_err(|e| err(&item.loc, e))?;
-                *item = Node::from_value(&v, &item.loc);
+                *item = Node::from_value_owned(v, &item.loc);
             }
             Ok(())
         })
@@ -428,7 +428,10 @@ fn service(svc: &mut Node, _name: &str, opts: CanonOptions) -> Result<()> {
 
 fn port_short(s: &str, loc: &Loc) -> Result<Vec<Node>> {
     let ports = syntax::parse_port(s).map_err(|e| err(loc, e))?;
-    Ok(ports.iter().map(|p| Node::from_value(p, loc)).collect())
+    Ok(ports
+        .into_iter()
+        .map(|p| Node::from_value_owned(p, loc))
+        .collect())
 }
 
 /// The long port syntax, with docker compose's defaults filled in and `published` as a string.

@@ -186,18 +186,30 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded> {
 
     let mut ctx = Ctx::new(env, opts);
     let mut root: Option<Node> = None;
-    for f in &files {
-        let source = if f.as_os_str() == "-" {
-            Source::new("<stdin>", opts.stdin_text.clone().unwrap_or_default())
-        } else {
-            read_source(f)?
-        };
-        let node = ctx.load_file(&source, &working_dir, true)?;
-        match &mut root {
-            None => root = Some(node),
-            Some(r) => merge(r, node, ""),
+    // Parsing is the largest step of loading. The files after the first are read and parsed on
+    // threads of their own (and the schema compiled) while the first is; each file then goes
+    // through the remaining steps in order, so errors and warnings come as they always do.
+    std::thread::scope(|scope| -> Result<()> {
+        scope.spawn(schema::prepare);
+        let later: Vec<_> = files
+            .iter()
+            .skip(1)
+            .map(|f| scope.spawn(move || read_and_parse(f, opts)))
+            .collect();
+        let first = files.first().map(|f| read_and_parse(f, opts));
+        let rest = later
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        for file in first.into_iter().chain(rest) {
+            let (source, node) = file?;
+            let node = ctx.load_parsed(&source, node, &working_dir, true)?;
+            match &mut root {
+                None => root = Some(node),
+                Some(r) => merge(r, node, ""),
+            }
         }
-    }
+        Ok(())
+    })?;
     let mut root = root.unwrap_or_else(|| Node::map(Vec::new(), Loc::none()));
 
     let name = project_name(opts, &ctx.env, &root, &working_dir)?;
@@ -232,6 +244,19 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded> {
         variables: ctx.variables,
         warnings: ctx.warnings,
     })
+}
+
+/// A compose file (`-` for standard input) read and parsed.
+type Parsed = (Arc<Source>, std::result::Result<Node, yaml::YamlError>);
+
+fn read_and_parse(f: &Path, opts: &LoadOptions) -> Result<Parsed> {
+    let source = if f.as_os_str() == "-" {
+        Source::new("<stdin>", opts.stdin_text.clone().unwrap_or_default())
+    } else {
+        read_source(f)?
+    };
+    let node = yaml::parse(&source);
+    Ok((source, node))
 }
 
 fn read_source(path: &Path) -> Result<Arc<Source>> {
@@ -391,7 +416,19 @@ impl<'o> Ctx<'o> {
     /// One file through the per-file steps. `with_extends` is false while loading a file only
     /// for the services another file extends (its own extends are resolved lazily).
     fn load_file(&mut self, source: &Arc<Source>, base: &Path, top: bool) -> Result<Node> {
-        let mut node = yaml::parse(source)?;
+        let parsed = yaml::parse(source);
+        self.load_parsed(source, parsed, base, top)
+    }
+
+    /// [`Ctx::load_file`] for a file already parsed.
+    fn load_parsed(
+        &mut self,
+        source: &Arc<Source>,
+        parsed: std::result::Result<Node, yaml::YamlError>,
+        base: &Path,
+        top: bool,
+    ) -> Result<Node> {
+        let mut node = parsed?;
         if node.as_map().is_none() {
             return Err(LoadError::at(
                 &node.loc,

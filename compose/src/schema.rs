@@ -54,6 +54,12 @@ fn compiled() -> Option<&'static Compiled> {
         .as_ref()
 }
 
+/// Compiles the schema now (it is compiled once per process, when first needed), so that a
+/// thread can do it while another parses.
+pub fn prepare() {
+    let _ = compiled();
+}
+
 /// Validates a whole compose file, then turns strings that stand for booleans (`"true"`,
 /// `"false"`, as interpolation or quoting leaves them) into booleans where the schema allows a
 /// boolean, as compose-go does. Other strings there are errors at their location.

@@ -397,6 +397,33 @@ impl Node {
         Node::new(kind, loc.clone())
     }
 
+    /// [`Node::from_value`], consuming the value: its strings move into the nodes.
+    pub fn from_value_owned(v: Value, loc: &Loc) -> Node {
+        let kind = match v {
+            Value::String(s) => Kind::Scalar(s, Style::Quoted),
+            Value::Array(a) => Kind::Seq(
+                a.into_iter()
+                    .map(|x| Node::from_value_owned(x, loc))
+                    .collect(),
+            ),
+            Value::Object(o) => Kind::Map(
+                o.into_iter()
+                    .map(|(k, x)| {
+                        (
+                            Key {
+                                name: k,
+                                loc: loc.clone(),
+                            },
+                            Node::from_value_owned(x, loc),
+                        )
+                    })
+                    .collect(),
+            ),
+            scalar => return Node::from_value(&scalar, loc),
+        };
+        Node::new(kind, loc.clone())
+    }
+
     /// Visits every scalar, keys excluded, in document order.
     pub fn walk_scalars_mut<E>(&mut self, f: &mut ScalarVisitor<'_, E>) -> Result<(), E> {
         match &mut self.kind {

@@ -12,6 +12,7 @@ use super::GlobalOpts;
 use crate::graph::DependencyGraph;
 use crate::hash::service_hash;
 use crate::loader::{project_from_node, project_from_node_traced};
+use crate::model::Service;
 
 #[derive(Debug, clap::Args)]
 pub struct ConfigArgs {
@@ -84,9 +85,11 @@ pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
     let raw = loaded.take_node();
     if args.quiet {
         // Converting to the model is the last validation step; nothing is printed.
-        if typed {
-            let project = to_model(raw)?;
-            // The process ends here: freeing a large model piece by piece would only cost time.
+        if typed && !model_fits(raw) {
+            // Something does not fit: load again and convert with key-path tracking, for the
+            // error `to_model` would give.
+            let mut again = load_project(global, &args.services_filter, switches)?;
+            let project = project_from_node_traced(again.take_node())?;
             std::mem::forget(project);
         }
         std::mem::forget(loaded);
@@ -170,6 +173,73 @@ pub fn run(global: &GlobalOpts, args: ConfigArgs) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// Whether the resolved project converts to the typed model, as [`project_from_node`] would
+/// convert it. Services are converted in two halves, one on another thread, the rest of the
+/// project on this one: for a large project conversion is a good part of `config -q`, and what
+/// it builds is thrown away.
+fn model_fits(mut root: crate::yaml::Node) -> bool {
+    use serde::Deserialize;
+
+    /// Converts every service of a `services` mapping, keeping none.
+    struct ServicesFit;
+
+    impl<'de> Deserialize<'de> for ServicesFit {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = ServicesFit;
+
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a map")
+                }
+
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut map: A,
+                ) -> Result<ServicesFit, A::Error> {
+                    while let Some((_, service)) =
+                        map.next_entry::<serde::de::IgnoredAny, Option<Service>>()?
+                    {
+                        // Freeing each service piece by piece would only cost time.
+                        std::mem::forget(service);
+                    }
+                    Ok(ServicesFit)
+                }
+            }
+            d.deserialize_map(V)
+        }
+    }
+
+    let services_fit = |node: crate::yaml::Node| {
+        ServicesFit::deserialize(crate::yaml_de::NodeDeserializer(node)).is_ok()
+    };
+    let split = match root
+        .get_mut("services")
+        .map(|s| (s.loc.clone(), s.as_map_mut()))
+    {
+        Some((loc, Some(entries))) if entries.len() >= 2 => {
+            let second = entries.split_off(entries.len() / 2);
+            let first = std::mem::take(entries);
+            Some((
+                crate::yaml::Node::map(first, loc.clone()),
+                crate::yaml::Node::map(second, loc),
+            ))
+        }
+        _ => None,
+    };
+    let Some((first, second)) = split else {
+        return project_from_node(root).map(std::mem::forget).is_ok();
+    };
+    root.remove("services");
+    std::thread::scope(|scope| {
+        let other = scope.spawn(move || services_fit(first));
+        let rest = project_from_node(root).map(std::mem::forget).is_ok();
+        let mine = services_fit(second);
+        let theirs = other.join().unwrap_or(false);
+        rest && mine && theirs
+    })
 }
 
 /// Sorts the keys of user-keyed maps, as docker compose prints them (Go sorts map keys).

@@ -536,11 +536,35 @@ pub(crate) mod map_null_as_default {
         D: Deserializer<'de>,
         T: Deserialize<'de> + Default,
     {
-        let raw = Option::<IndexMap<String, Option<T>>>::deserialize(deserializer)?;
-        Ok(raw
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, v.unwrap_or_default()))
-            .collect())
+        // Straight into one map sized up front: services are large, and building a map of
+        // options to convert into a second map would move each of them twice more.
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de> + Default> serde::de::Visitor<'de> for V<T> {
+            type Value = IndexMap<String, T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(IndexMap::new())
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(IndexMap::new())
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                d.deserialize_map(self)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = IndexMap::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((k, v)) = map.next_entry::<String, Option<T>>()? {
+                    out.insert(k, v.unwrap_or_default());
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_option(V(std::marker::PhantomData))
     }
 }
