@@ -27,6 +27,7 @@ mod env;
 mod error;
 pub mod fixtures;
 pub mod http;
+mod leftovers;
 pub mod oci;
 mod registry;
 mod skopeo;
@@ -38,6 +39,7 @@ pub use env::{
 };
 pub use error::{Context, Error, Result};
 pub use fixtures::Fixture;
+pub use leftovers::assert_nothing_left;
 pub use oci::{list_tar, Compression, Descriptor, Platform, TarEntry};
 pub use registry::{Credentials, Registry, RegistryOptions};
 pub use skopeo::{

@@ -6,12 +6,11 @@
 use std::collections::HashSet;
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use e2e::{fixtures, push, require_root, Registry, TestEnv};
+use e2e::{assert_nothing_left, fixtures, push, require_root, Registry, TestEnv};
 
 static OCTETS: Mutex<Option<HashSet<u8>>> = Mutex::new(None);
 
@@ -125,55 +124,6 @@ fn read_port(port: u16) -> String {
         assert!(Instant::now() < end, "nothing answered on 127.0.0.1:{port}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-/// Nothing of the project's networking or containers is left on the host.
-fn assert_nothing_left(env: &TestEnv) {
-    let root = env.root();
-    let prefix = netctl::names::root_prefix(root);
-    let links = Command::new("ip")
-        .args(["-o", "link", "show"])
-        .output()
-        .expect("ip runs");
-    let links = String::from_utf8_lossy(&links.stdout);
-    assert!(
-        !links.contains(&prefix),
-        "links with prefix {prefix} left:\n{links}"
-    );
-    let table = netctl::names::table_name(root, Path::new("/var/lib/rcompose"));
-    let tables = Command::new("nft")
-        .args(["list", "tables"])
-        .output()
-        .expect("nft runs");
-    assert!(
-        !String::from_utf8_lossy(&tables.stdout).contains(&table),
-        "nftables table {table} left"
-    );
-    let mounts = env.state_root().mounts().expect("mountinfo");
-    assert!(
-        mounts
-            .iter()
-            .all(|m| !m.starts_with(root.join("containers"))),
-        "container mounts left: {mounts:?}"
-    );
-    // The DNS resolver exits on its own once no network needs it.
-    let end = Instant::now() + Duration::from_secs(5);
-    while !env.state_root().processes().is_empty() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        env.state_root().processes(),
-        Vec::<i32>::new(),
-        "processes left"
-    );
-    let containers = std::fs::read_dir(root.join("containers"))
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                .count()
-        })
-        .unwrap_or(0);
-    assert_eq!(containers, 0, "container dirs left");
 }
 
 #[test]

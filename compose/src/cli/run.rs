@@ -554,10 +554,11 @@ fn reap(global: &GlobalOpts, id: Option<&OsString>) -> anyhow::Result<i32> {
     if c.state.is_active() {
         return Ok(0);
     }
+    // Container first: its namespace takes the veths with it (see Local::remove_container).
+    let _ = engine.remove(c.id(), true, true);
     let mut nm = local::network_manager(&global.root)?;
     let _ = nm.unpublish(c.id());
     let _ = nm.detach_all(c.id());
-    let _ = engine.remove(c.id(), true, true);
     Ok(0)
 }
 
