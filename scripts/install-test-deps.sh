@@ -5,8 +5,9 @@
 #   busybox-static   the static binary the fixture images are made of
 #   nftables, iproute2, tmux  networking and terminal tests
 #   libseccomp-dev, pkg-config  build deps of the container runtime (libcontainer seccomp)
+#   debootstrap      the Debian base image of the os-lab example test (tests/os_lab.rs)
 set -euo pipefail
-packages=(docker-registry skopeo busybox-static nftables iproute2 tmux bc libseccomp-dev pkg-config)
+packages=(docker-registry skopeo busybox-static nftables iproute2 tmux bc libseccomp-dev pkg-config debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
