@@ -1,4 +1,7 @@
-//! End-to-end test of `examples/os-lab`: the Debian base made offline with the example's
+//! End-to-end tests of the examples built from a Debian base: `examples/os-lab` and
+//! `examples/devstack`.
+//!
+//! os-lab: the Debian base made offline with the example's
 //! `make-base.sh` (debootstrap from the apt mirror, `rcompose image import`), the lab image built
 //! with `rcompose build` (apt-get in RUN steps, heredocs), then used through `rcompose run`:
 //! `gcc -m32`, QEMU and GDB work and /lab is the host's lab folder. A second build must be
@@ -35,8 +38,11 @@ fn cached_tarball() -> PathBuf {
 }
 
 fn progress(start: Instant, what: &str) {
-    eprintln!("os-lab [{:>6.1}s] {what}", start.elapsed().as_secs_f64());
+    eprintln!("examples [{:>6.1}s] {what}", start.elapsed().as_secs_f64());
 }
+
+/// Tests of this file share one debootstrap of the base tarball.
+static BASE_LOCK: Mutex<()> = Mutex::new(());
 
 /// Copies a directory tree of regular files and directories.
 fn copy_tree(from: &Path, to: &Path) {
@@ -139,6 +145,7 @@ fn image_id(env: &TestEnv, image: &str) -> String {
 /// Runs the example's make-base.sh against the test's state root: debootstrap (unless the
 /// tarball is cached) and import as `debian-base:bookworm`.
 fn make_base(env: &TestEnv, start: Instant) {
+    let _one_at_a_time = BASE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let tarball = cached_tarball();
     if tarball.is_file() {
         progress(
@@ -245,4 +252,81 @@ pwd > /lab/written-inside.txt
     assert!(again.stdout.contains("Using cache"), "{}", again.stdout);
     assert_eq!(image_id(&env, "os-lab"), id);
     progress(start, "done");
+}
+
+/// One HTTP GET on loopback; `None` until something answers with a body.
+fn http_get(port: u16, path: &str) -> Option<String> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
+}
+
+fn visit(port: u16) -> String {
+    let end = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(body) = http_get(port, "/") {
+            return body;
+        }
+        assert!(Instant::now() < end, "nothing answered on 127.0.0.1:{port}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn devstack_serves_through_its_network_and_keeps_its_data() {
+    require_root().expect("root");
+    find_program("debootstrap", "debootstrap").expect("debootstrap");
+    let start = Instant::now();
+    let mut env = TestEnv::new().expect("test env");
+    env.set_timeout(Duration::from_secs(5 * 60));
+    let work = env.work_dir();
+    copy_tree(&repo_root().join("examples/devstack"), &work);
+    make_base(&env, start);
+    let port = e2e::free_port().expect("a free port");
+    env.defer(["down", "-v", "-t", "5"]);
+
+    progress(
+        start,
+        "devstack: rcompose up -d --wait (builds nginx, python3, postgresql images)",
+    );
+    let mut up = env.command().expect("rcompose command");
+    up.args(["up", "-d", "--wait"])
+        .env("DEVSTACK_PORT", port.to_string());
+    let out = run_streaming(up, BUILD_TIMEOUT);
+    assert!(out.success, "up failed\n{}\n{}", out.stdout, out.stderr);
+
+    // web → app (by service name) → db (by service name, healthy first).
+    assert_eq!(visit(port), "hello from devstack: visit number 1\n");
+    assert_eq!(visit(port), "hello from devstack: visit number 2\n");
+
+    // A service container reaches Debian's mirror through the project network's NAT.
+    progress(start, "devstack: apt-get update inside the app container");
+    let apt = env
+        .run(["exec", "-T", "app", "apt-get", "update"])
+        .expect("rcompose runs");
+    assert!(
+        apt.success(),
+        "apt-get update in a container failed: {apt:?}"
+    );
+
+    // The named volume keeps the data across down + up.
+    env.run_ok(["down", "-t", "5"]).expect("down");
+    let mut up = env.command().expect("rcompose command");
+    up.args(["up", "-d", "--wait"])
+        .env("DEVSTACK_PORT", port.to_string());
+    let out = run_streaming(up, BUILD_TIMEOUT);
+    assert!(
+        out.success,
+        "second up failed\n{}\n{}",
+        out.stdout, out.stderr
+    );
+    assert_eq!(visit(port), "hello from devstack: visit number 3\n");
+    env.run_ok(["down", "-v", "-t", "5"]).expect("down -v");
+    e2e::assert_nothing_left(&env);
+    progress(start, "devstack: done");
 }
