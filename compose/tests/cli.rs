@@ -95,3 +95,33 @@ fn output_file_and_root_option() {
     let written = std::fs::read_to_string(dir.path().join("out.yaml")).unwrap();
     assert!(written.contains("image: x"), "{written}");
 }
+
+#[test]
+fn local_short_flags_shadow_global_ones_like_docker_compose() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("compose.yaml"),
+        "services:\n  b:\n    image: x\n  a:\n    image: y\n",
+    )
+    .unwrap();
+    // `ps --services` lists service names (no state root needed).
+    let out = rcompose()
+        .current_dir(dir.path())
+        .args(["ps", "--services"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "a\nb\n");
+    // `-f` before the subcommand names the file even when the subcommand is `logs`/`rm`.
+    let args = compose::cli::shadow_local_flags(
+        ["rcompose", "-f", "x.yaml", "logs", "-f", "web"].map(std::ffi::OsString::from),
+    );
+    assert_eq!(
+        args,
+        ["rcompose", "-f", "x.yaml", "logs", "--follow", "web"]
+    );
+    let args = compose::cli::shadow_local_flags(
+        ["rcompose", "rm", "-f", "-s"].map(std::ffi::OsString::from),
+    );
+    assert_eq!(args, ["rcompose", "rm", "--force", "-s"]);
+}

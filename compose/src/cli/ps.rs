@@ -18,7 +18,7 @@ pub struct PsArgs {
     #[arg(short, long)]
     quiet: bool,
     /// Display services
-    #[arg(long)]
+    #[arg(long = "services")]
     services_only: bool,
     /// Filter services by status: created, running, paused, restarting, exited, dead (repeatable)
     #[arg(long)]
@@ -56,7 +56,6 @@ pub fn ports_text(ports: &[netctl::PublishedPort]) -> String {
 }
 
 pub fn run(global: &GlobalOpts, a: PsArgs) -> anyhow::Result<i32> {
-    // `--services` is docker compose's spelling; clap keeps the positional name `services`.
     let st = stack::load_or_name(global, &a.services)?;
     if a.services_only {
         let mut names: Vec<&String> = st.project.services.keys().collect();
