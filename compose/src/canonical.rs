@@ -21,12 +21,7 @@ type Result<T> = std::result::Result<T, LoadError>;
 /// Canonicalises a whole compose file in place.
 pub fn canonicalize(root: &mut Node, opts: CanonOptions) -> Result<()> {
     if let Some(services) = root.get_mut("services").and_then(Node::as_map_mut) {
-        for (name, svc) in services.iter_mut() {
-            if svc.is_null() {
-                *svc = Node::map(Vec::new(), svc.loc.clone());
-            }
-            service(svc, &name.name, opts)?;
-        }
+        services_in_order(services, opts)?;
     }
     for kind in ["networks", "volumes", "secrets", "configs"] {
         if let Some(entries) = root.get_mut(kind).and_then(Node::as_map_mut) {
@@ -39,6 +34,36 @@ pub fn canonicalize(root: &mut Node, opts: CanonOptions) -> Result<()> {
         include(inc);
     }
     Ok(())
+}
+
+/// Services with more than this many entries are canonicalised in two halves at once.
+const PARALLEL_SERVICES: usize = 64;
+
+/// Canonicalises each service; the error reported is the first service's in file order.
+fn services_in_order(services: &mut [(Key, Node)], opts: CanonOptions) -> Result<()> {
+    let each = |services: &mut [(Key, Node)]| -> Result<()> {
+        for (name, svc) in services.iter_mut() {
+            if svc.is_null() {
+                *svc = Node::map(Vec::new(), svc.loc.clone());
+            }
+            service(svc, &name.name, opts)?;
+        }
+        Ok(())
+    };
+    if services.len() <= PARALLEL_SERVICES {
+        return each(services);
+    }
+    // Services are independent of each other: a large file does its two halves at once. The
+    // first half's error, if any, is the first in file order.
+    let (first, second) = services.split_at_mut(services.len() / 2);
+    std::thread::scope(|scope| {
+        let later = scope.spawn(|| each(second));
+        let earlier = each(first);
+        let later = later
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        earlier.and(later)
+    })
 }
 
 fn err(loc: &Loc, msg: impl std::fmt::Display) -> LoadError {
@@ -793,6 +818,33 @@ mod tests {
         let mut n = parse(&Source::new("compose.yaml", text)).unwrap();
         canonicalize(&mut n, CanonOptions::default())?;
         Ok(n.to_value())
+    }
+
+    /// A file of `n` services whose ports are `80`, except `bad` ones, which are invalid.
+    fn many_services(n: usize, bad: &[usize]) -> String {
+        let mut text = String::from("services:\n");
+        for i in 0..n {
+            let port = if bad.contains(&i) { "nope" } else { "80" };
+            text.push_str(&format!("  s{i}:\n    ports: [\"{port}\"]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn large_files_report_the_first_error_in_file_order() {
+        let n = PARALLEL_SERVICES * 2;
+        let v = canon(&many_services(n, &[])).unwrap();
+        assert_eq!(v["services"].as_object().unwrap().len(), n);
+        assert_eq!(v["services"]["s0"]["ports"][0]["target"], json!(80));
+        assert_eq!(
+            v["services"][&format!("s{}", n - 1)]["ports"][0]["target"],
+            json!(80)
+        );
+        for bad in [vec![3, n - 2], vec![n - 10, n - 2], vec![n / 2 - 1, n / 2]] {
+            let e = canon(&many_services(n, &bad)).unwrap_err();
+            // Service i's port is on line 3 + 2 i.
+            assert_eq!(e.loc().unwrap().line, 3 + 2 * bad[0], "{bad:?}: {e}");
+        }
     }
 
     #[test]

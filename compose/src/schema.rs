@@ -36,6 +36,9 @@ pub fn schema() -> &'static Value {
     SCHEMA.get_or_init(|| serde_json::from_str(SCHEMA_TEXT).unwrap_or(Value::Null))
 }
 
+/// Mappings with more entries than this are checked in two halves at once.
+const PARALLEL_ENTRIES: usize = 64;
+
 fn compiled() -> Option<&'static Compiled> {
     static COMPILED: OnceLock<Option<Compiled>> = OnceLock::new();
     COMPILED
@@ -482,6 +485,35 @@ impl Compiled {
                 return Err(self.err(path, format!("missing required key {r:?}"), &node.loc));
             }
         }
+        if entries.len() <= PARALLEL_ENTRIES {
+            return self.check_entries(entries, s, path, out);
+        }
+        // A large mapping (hundreds of services) is checked in two halves at once. The first
+        // half's error, if any, comes first in the file, as when checked in order.
+        let (first, second) = entries.split_at(entries.len() / 2);
+        let mut second_path = path.clone();
+        let mut second_out = Vec::new();
+        let (first_result, second_result) = std::thread::scope(|scope| {
+            let later =
+                scope.spawn(|| self.check_entries(second, s, &mut second_path, &mut second_out));
+            let earlier = self.check_entries(first, s, path, out);
+            let later = later
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (earlier, later)
+        });
+        first_result.and(second_result)?;
+        out.extend(second_out);
+        Ok(())
+    }
+
+    fn check_entries<'n>(
+        &self,
+        entries: &'n [(Key, Node)],
+        s: &SNode,
+        path: &mut Vec<Seg<'n>>,
+        out: &mut Vec<usize>,
+    ) -> Result<(), SchemaError> {
         for (k, v) in entries {
             path.push(Seg::Key(&k.name));
             let mut handled = false;
@@ -676,6 +708,32 @@ mod tests {
         assert_eq!(e.path, "services.a.read_only");
         assert!(e.message.contains("must be a boolean"), "{e}");
         assert_eq!((e.loc.line, e.loc.col), (3, 16));
+    }
+
+    #[test]
+    fn large_mappings_report_the_first_error_and_coerce_everywhere() {
+        let n = PARALLEL_ENTRIES * 2;
+        let file = |bad: &[usize]| {
+            let mut text = String::from("services:\n");
+            for i in 0..n {
+                let key = if bad.contains(&i) { "imagee" } else { "image" };
+                text.push_str(&format!("  s{i}:\n    {key}: x\n    tty: \"true\"\n"));
+            }
+            text
+        };
+        let mut ok = parse(&Source::new("compose.yaml", file(&[]))).unwrap();
+        validate(&mut ok).unwrap();
+        let v = ok.to_value();
+        assert_eq!(v["services"]["s0"]["tty"], serde_json::json!(true));
+        assert_eq!(
+            v["services"][&format!("s{}", n - 1)]["tty"],
+            serde_json::json!(true)
+        );
+        for bad in [vec![2, n - 1], vec![n - 3, n - 1], vec![n / 2 - 1, n / 2]] {
+            let e = check(&file(&bad)).unwrap_err();
+            // Service i's first key is on line 3 + 3 i.
+            assert_eq!(e.loc.line, 3 + 3 * bad[0], "{bad:?}: {e}");
+        }
     }
 
     #[test]
