@@ -226,6 +226,10 @@ fn compose_up_builds_the_service_image() {
     .expect("compose file");
     env.defer(["down", "-t", "1", "--rmi", "local"]);
     env.run_ok(["up", "-d"]).expect("up builds and starts");
+    // --build rebuilds (from the cache: same image, so nothing is recreated).
+    let again = env.run_ok(["up", "-d", "--build"]).expect("up --build");
+    assert!(again.stdout.contains("Using cache"), "{again:?}");
+    assert!(!again.stderr.contains("Recreated"), "{again:?}");
     let project = env.project().to_owned();
     let logs = env
         .run_ok(["logs", "--no-log-prefix"])
@@ -263,17 +267,29 @@ fn onbuild_triggers_and_inline_files() {
     .expect("base builds");
     std::fs::write(
         child.join("Dockerfile"),
-        "FROM obase\nARG NAME=inline\nCOPY <<EOF /etc/note.txt\nhello $NAME\nEOF\nCOPY <<'RAW' /etc/raw.txt\nkeep $NAME\nRAW\n",
+        "FROM obase\nARG NAME=inline\nCOPY <<EOF /etc/note.txt\nhello $NAME\nEOF\nCOPY <<'RAW' /etc/raw.txt\nkeep $NAME\nRAW\nRUN --network=none grep -c : /proc/net/dev > /netdevs\n",
     )
     .expect("Dockerfile");
-    env.run_ok(["image", "build", "-t", "ochild", &child.to_string_lossy()])
-        .expect("child builds");
+    // The context as a tarball.
+    let tarball = env.work_dir().join("child.tar");
+    let status = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&child)
+        .arg("-cf")
+        .arg(&tarball)
+        .arg(".")
+        .status()
+        .expect("tar runs");
+    assert!(status.success());
+    env.run_ok(["image", "build", "-t", "ochild", &tarball.to_string_lossy()])
+        .expect("child builds from a tarball context");
     let got = run_in(
         &env,
         "ochild",
-        "cat /onbuild.txt /etc/note.txt /etc/raw.txt",
+        "cat /onbuild.txt /etc/note.txt /etc/raw.txt /netdevs",
     );
-    assert_eq!(got, "triggered\nhello inline\nkeep $NAME\n");
+    // RUN --network=none sees loopback only.
+    assert_eq!(got, "triggered\nhello inline\nkeep $NAME\n1\n");
 }
 
 #[test]

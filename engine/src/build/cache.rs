@@ -13,6 +13,10 @@ use crate::fsutil::write_atomic;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedLayer {
     pub diff_id: Digest,
+    /// The gzip-compressed blob of the layer (`None`: the blob is the uncompressed tar).
+    #[serde(default)]
+    pub blob: Option<Digest>,
+    /// Size of the blob.
     pub size: u64,
     /// The history time of the step that made it.
     pub created: String,
@@ -58,6 +62,7 @@ mod tests {
         assert!(c.get("k").is_none());
         let l = CachedLayer {
             diff_id: Digest::of(b"x"),
+            blob: Some(Digest::of(b"y")),
             size: 3,
             created: "t".into(),
         };

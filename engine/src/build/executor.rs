@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
@@ -514,7 +514,8 @@ impl Builder<'_> {
                         return Err(e(self, format!("RUN --network={n} is not supported")));
                     }
                 }
-                return self.run_step(st, command, line, &inst.original);
+                let isolated = network.as_deref() == Some("none");
+                return self.run_step(st, command, isolated, line, &inst.original);
             }
             Kind::Copy(spec) => return self.copy_step(st, spec, false, line, &inst.original),
             Kind::Add(spec) => return self.copy_step(st, spec, true, line, &inst.original),
@@ -540,22 +541,27 @@ impl Builder<'_> {
         let Some(hit) = self.cache.get(&st.key) else {
             return Ok(false);
         };
-        if !self.store.content.exists(&hit.diff_id) {
+        let (blob, media_type) = match &hit.blob {
+            Some(b) => (b.clone(), media::OCI_LAYER_GZIP),
+            None => (hit.diff_id.clone(), media::OCI_LAYER),
+        };
+        if !self.store.content.exists(&blob) {
             return Ok(false);
         }
         self.say(" ---> Using cache");
         st.time = hit.created.clone();
-        self.push_layer(st, hit.diff_id, hit.size, created_by.to_owned())?;
+        let layer = Descriptor::new(media_type, blob, hit.size);
+        self.push_layer(st, hit.diff_id, layer, created_by.to_owned())?;
         Ok(true)
     }
 
-    /// Adds an uncompressed layer blob already in the content store: snapshot, records,
+    /// Adds a layer whose blob is already in the content store: snapshot, records,
     /// history.
     fn push_layer(
         &mut self,
         st: &mut State,
         diff: Digest,
-        size: u64,
+        layer: Descriptor,
         created_by: String,
     ) -> Result<(), BuildError> {
         st.config.rootfs.kind = "layers".into();
@@ -569,7 +575,7 @@ impl Builder<'_> {
             .create_with(&top, below.as_ref(), |dir| {
                 let f = store
                     .content
-                    .open_blob(&diff)
+                    .open_blob(&layer.digest)
                     .map_err(|e| UnpackError::Archive(std::io::Error::other(e)))?;
                 let o = UnpackOptions {
                     expected_diff_id: Some(diff.clone()),
@@ -579,7 +585,7 @@ impl Builder<'_> {
             })
             .map_err(ImageError::from)?;
         st.layers.push(LayerRecord {
-            descriptor: Descriptor::new(media::OCI_LAYER, diff.clone(), size),
+            descriptor: layer,
             diff_id: diff,
             chain_id: top,
         });
@@ -596,21 +602,48 @@ impl Builder<'_> {
     ) -> Result<(), BuildError> {
         tar.seek(SeekFrom::Start(0))
             .map_err(io_err("rewinding a layer"))?;
-        let (diff, size) = self
+        // The diff id is the digest of the tar; the stored blob is its gzip (fast level, no
+        // timestamp in the header, so equal tars give equal blobs).
+        let mut gz_file =
+            tempfile::tempfile_in(&self.root).map_err(io_err("creating a layer file"))?;
+        let mut hasher = crate::digest::Hasher::new();
+        {
+            let mut gz = flate2::GzBuilder::new()
+                .mtime(0)
+                .write(&mut gz_file, flate2::Compression::fast());
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = tar.read(&mut buf).map_err(io_err("reading a layer"))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buf[..n]);
+                gz.write_all(&buf[..n])
+                    .map_err(io_err("compressing a layer"))?;
+            }
+            gz.finish().map_err(io_err("compressing a layer"))?;
+        }
+        let diff = hasher.finish();
+        gz_file
+            .seek(SeekFrom::Start(0))
+            .map_err(io_err("rewinding a layer"))?;
+        let (blob, size) = self
             .store
             .content
-            .put_reader(&mut tar)
+            .put_reader(&mut gz_file)
             .map_err(ImageError::from)?;
         st.time = crate::container::time::now();
         let _ = self.cache.put(
             &st.key,
             &CachedLayer {
                 diff_id: diff.clone(),
+                blob: Some(blob.clone()),
                 size,
                 created: st.time.clone(),
             },
         );
-        self.push_layer(st, diff, size, created_by)
+        let layer = Descriptor::new(media::OCI_LAYER_GZIP, blob, size);
+        self.push_layer(st, diff, layer, created_by)
     }
 
     fn layer_from_entries(
@@ -631,6 +664,7 @@ impl Builder<'_> {
         &mut self,
         st: &mut State,
         command: &Command,
+        isolated: bool,
         line: usize,
         original: &str,
     ) -> Result<(), BuildError> {
@@ -676,7 +710,12 @@ impl Builder<'_> {
             env,
             working_dir: st.workdir(),
             user: run.user.clone().unwrap_or_default(),
-            network_mode: NetworkMode::Host,
+            // `RUN --network=none`: a namespace with loopback only.
+            network_mode: if isolated {
+                NetworkMode::None
+            } else {
+                NetworkMode::Host
+            },
             extra_hosts: self.opts.extra_hosts.clone(),
             resources: crate::container::record::Resources {
                 shm_size: self.opts.shm_size,
