@@ -6,21 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use e2e::{fixtures, push, require_root, Registry, TestEnv};
-
-fn env_with_busybox() -> (TestEnv, Registry) {
-    require_root().expect("root");
-    let registry = Registry::start().expect("registry starts");
-    let image = fixtures::busybox_image().expect("fixture builds");
-    let reference = push(&image, &registry, "busybox:latest").expect("push works");
-    let env = TestEnv::new().expect("test env");
-    env.allow_insecure(&registry).expect("insecure registry");
-    env.run_ok(["image", "pull", reference.as_str()])
-        .expect("pull works");
-    env.run_ok(["image", "tag", reference.as_str(), "busybox"])
-        .expect("tag works");
-    (env, registry)
-}
+use e2e::{busybox_env, TestEnv};
 
 const DOCKERFILE: &str = r#"# syntax=docker/dockerfile:1
 ARG BASE=busybox
@@ -107,7 +93,7 @@ fn no_containers_or_mounts(env: &TestEnv) {
 
 #[test]
 fn dockerfile_features_cache_and_identical_rebuild() {
-    let (env, _registry) = env_with_busybox();
+    let (env, _registry) = busybox_env();
     let dir = write_context(&env);
     let ctx = dir.to_string_lossy().into_owned();
     let out = env
@@ -191,7 +177,7 @@ fn dockerfile_features_cache_and_identical_rebuild() {
 
 #[test]
 fn failing_run_names_the_step_and_leaves_nothing() {
-    let (env, _registry) = env_with_busybox();
+    let (env, _registry) = busybox_env();
     let dir = env.work_dir().join("bad");
     std::fs::create_dir_all(&dir).expect("mkdir");
     std::fs::write(
@@ -211,7 +197,7 @@ fn failing_run_names_the_step_and_leaves_nothing() {
 
 #[test]
 fn compose_up_builds_the_service_image() {
-    let (mut env, _registry) = env_with_busybox();
+    let (mut env, _registry) = busybox_env();
     let dir = env.work_dir();
     std::fs::create_dir_all(dir.join("web")).expect("mkdir");
     std::fs::write(
@@ -246,7 +232,7 @@ fn compose_up_builds_the_service_image() {
 
 #[test]
 fn onbuild_triggers_and_inline_files() {
-    let (env, _registry) = env_with_busybox();
+    let (env, _registry) = busybox_env();
     let base = env.work_dir().join("base");
     let child = env.work_dir().join("child");
     std::fs::create_dir_all(&base).expect("mkdir");
@@ -295,7 +281,7 @@ fn onbuild_triggers_and_inline_files() {
 #[test]
 fn add_downloads_a_url() {
     use std::io::Read;
-    let (env, _registry) = env_with_busybox();
+    let (env, _registry) = busybox_env();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let port = listener.local_addr().expect("addr").port();
     let server = std::thread::spawn(move || {

@@ -4,55 +4,12 @@
 //! host's addresses and routes); a deferred `down -v` removes the project even when an assertion
 //! fails.
 
-use std::collections::HashSet;
 use std::io::BufRead;
 use std::net::{Ipv4Addr, TcpListener};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use e2e::{assert_nothing_left, fixtures, push, require_root, Registry, TestEnv};
-
-static OCTETS: Mutex<Option<HashSet<u8>>> = Mutex::new(None);
-
-/// A 10.219.N.0/24 no host address or route uses and no other test of this process holds.
-fn free_subnet() -> String {
-    let text = |args: &[&str]| {
-        Command::new("ip")
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
-    let used =
-        text(&["-4", "-o", "addr", "show"]) + &text(&["-4", "route", "show", "table", "all"]);
-    let mut guard = OCTETS.lock().unwrap_or_else(|e| e.into_inner());
-    let taken = guard.get_or_insert_with(HashSet::new);
-    let start = std::process::id() % 200;
-    for i in 0..250u32 {
-        let octet = u8::try_from(1 + (start + i) % 250).expect("fits");
-        if !taken.contains(&octet) && !used.contains(&format!("10.219.{octet}.")) {
-            taken.insert(octet);
-            return format!("10.219.{octet}.0/24");
-        }
-    }
-    panic!("no free 10.219.N.0/24");
-}
-
-/// A test env with `busybox` pulled and tagged.
-fn env_with_busybox() -> (TestEnv, Registry) {
-    require_root().expect("root");
-    let registry = Registry::start().expect("registry starts");
-    let image = fixtures::busybox_image().expect("fixture builds");
-    let reference = push(&image, &registry, "busybox:latest").expect("push works");
-    let env = TestEnv::new().expect("test env");
-    env.allow_insecure(&registry).expect("insecure registry");
-    env.run_ok(["image", "pull", reference.as_str()])
-        .expect("pull works");
-    env.run_ok(["image", "tag", reference.as_str(), "busybox"])
-        .expect("tag works");
-    (env, registry)
-}
+use e2e::{assert_nothing_left, busybox_env, free_subnet, Registry, TestEnv};
 
 fn exec(env: &TestEnv, service: &str, cmd: &[&str]) -> String {
     let mut all = vec!["exec", "-T", service];
@@ -99,8 +56,8 @@ networks:
 }
 
 fn setup() -> (TestEnv, Registry) {
-    let (mut env, registry) = env_with_busybox();
-    let subnet = free_subnet();
+    let (mut env, registry) = busybox_env();
+    let subnet = free_subnet(219);
     env.write_file("compose.yaml", project_yaml(&subnet, free_port()))
         .expect("write compose file");
     env.defer(["down", "-v", "-t", "1"]);

@@ -3,61 +3,17 @@
 //! subnet (10.217.N.0/24, checked against the host's addresses and routes) and host port; a
 //! deferred `down -v` removes the project even when an assertion fails.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use e2e::{assert_nothing_left, fixtures, push, require_root, Registry, TestEnv};
-
-static OCTETS: Mutex<Option<HashSet<u8>>> = Mutex::new(None);
-
-/// A 10.217.N.0/24 no host address or route uses and no other test of this process holds.
-fn free_subnet() -> String {
-    let text = |args: &[&str]| {
-        Command::new("ip")
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
-    let used =
-        text(&["-4", "-o", "addr", "show"]) + &text(&["-4", "route", "show", "table", "all"]);
-    let mut guard = OCTETS.lock().unwrap_or_else(|e| e.into_inner());
-    let taken = guard.get_or_insert_with(HashSet::new);
-    let start = std::process::id() % 200;
-    for i in 0..250u32 {
-        let octet = u8::try_from(1 + (start + i) % 250).expect("fits");
-        if !taken.contains(&octet) && !used.contains(&format!("10.217.{octet}.")) {
-            taken.insert(octet);
-            return format!("10.217.{octet}.0/24");
-        }
-    }
-    panic!("no free 10.217.N.0/24");
-}
+use e2e::{assert_nothing_left, busybox_env, free_subnet, TestEnv};
 
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
-}
-
-/// A test env with `busybox` pulled and tagged.
-fn env_with_busybox() -> (TestEnv, Registry) {
-    require_root().expect("root");
-    let registry = Registry::start().expect("registry starts");
-    let image = fixtures::busybox_image().expect("fixture builds");
-    let reference = push(&image, &registry, "busybox:latest").expect("push works");
-    let env = TestEnv::new().expect("test env");
-    env.allow_insecure(&registry).expect("insecure registry");
-    env.run_ok(["image", "pull", reference.as_str()])
-        .expect("pull works");
-    env.run_ok(["image", "tag", reference.as_str(), "busybox"])
-        .expect("tag works");
-    (env, registry)
 }
 
 fn stack_yaml(subnet: &str, port: u16, web_env: &str) -> String {
@@ -128,8 +84,8 @@ fn read_port(port: u16) -> String {
 
 #[test]
 fn three_service_stack_converges_and_goes_away() {
-    let (mut env, _registry) = env_with_busybox();
-    let subnet = free_subnet();
+    let (mut env, _registry) = busybox_env();
+    let subnet = free_subnet(217);
     let port = free_port();
     env.write_file("compose.yaml", stack_yaml(&subnet, port, "MODE=one"))
         .expect("write compose file");
@@ -197,8 +153,8 @@ fn three_service_stack_converges_and_goes_away() {
 
 #[test]
 fn wait_reports_a_failing_service() {
-    let (mut env, _registry) = env_with_busybox();
-    let subnet = free_subnet();
+    let (mut env, _registry) = busybox_env();
+    let subnet = free_subnet(217);
     env.write_file(
         "compose.yaml",
         format!(
@@ -219,8 +175,8 @@ fn wait_reports_a_failing_service() {
 
 #[test]
 fn two_projects_side_by_side() {
-    let (mut env, _registry) = env_with_busybox();
-    let (net_a, net_b) = (free_subnet(), free_subnet());
+    let (mut env, _registry) = busybox_env();
+    let (net_a, net_b) = (free_subnet(217), free_subnet(217));
     for (dir, subnet) in [("a", &net_a), ("b", &net_b)] {
         env.write_file(
             &format!("{dir}/compose.yaml"),
@@ -266,8 +222,8 @@ fn two_projects_side_by_side() {
 #[test]
 fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_project() {
     use std::io::BufRead;
-    let (mut env, _registry) = env_with_busybox();
-    let subnet = free_subnet();
+    let (mut env, _registry) = busybox_env();
+    let subnet = free_subnet(217);
     env.write_file(
         "compose.yaml",
         format!(
@@ -347,8 +303,8 @@ fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_project() {
 
 #[test]
 fn secrets_keep_owner_and_mode_and_hooks_run() {
-    let (mut env, _registry) = env_with_busybox();
-    let subnet = free_subnet();
+    let (mut env, _registry) = busybox_env();
+    let subnet = free_subnet(217);
     env.write_file("pw.txt", "hunter2").expect("secret file");
     env.write_file("out/.keep", "").expect("out dir");
     env.write_file(

@@ -1,0 +1,60 @@
+//! Helpers of the project-level suites (`up`, `run`, `build`, containers): a test env with the
+//! busybox fixture pulled, and a subnet of its own.
+
+use std::collections::HashSet;
+use std::process::Command;
+use std::sync::Mutex;
+
+use crate::env::TestEnv;
+use crate::registry::Registry;
+use crate::util::require_root;
+
+/// A fresh [`TestEnv`] with the busybox fixture pushed to a local registry, pulled and tagged
+/// `busybox`. Keep the registry alive as long as the env.
+///
+/// # Panics
+/// When anything of it fails: tests want that loud.
+pub fn busybox_env() -> (TestEnv, Registry) {
+    require_root().expect("root");
+    let registry = Registry::start().expect("registry starts");
+    let image = crate::fixtures::busybox_image().expect("fixture builds");
+    let reference = crate::skopeo::push(&image, &registry, "busybox:latest").expect("push works");
+    let env = TestEnv::new().expect("test env");
+    env.allow_insecure(&registry).expect("insecure registry");
+    env.run_ok(["image", "pull", reference.as_str()])
+        .expect("pull works");
+    env.run_ok(["image", "tag", reference.as_str(), "busybox"])
+        .expect("tag works");
+    (env, registry)
+}
+
+/// Third octets of `10.<second>.N.0/24` subnets handed out in this process.
+static TAKEN: Mutex<Option<HashSet<(u8, u8)>>> = Mutex::new(None);
+
+/// A `10.<second>.N.0/24` that no host address or route uses and no other test of this process
+/// holds. Each suite passes its own `second` octet, so suites running at once never collide.
+///
+/// # Panics
+/// When all 250 are taken.
+pub fn free_subnet(second: u8) -> String {
+    let text = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let used =
+        text(&["-4", "-o", "addr", "show"]) + &text(&["-4", "route", "show", "table", "all"]);
+    let mut guard = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    let taken = guard.get_or_insert_with(HashSet::new);
+    let start = std::process::id() % 200;
+    for i in 0..250u32 {
+        let octet = u8::try_from(1 + (start + i) % 250).expect("fits");
+        if !taken.contains(&(second, octet)) && !used.contains(&format!("10.{second}.{octet}.")) {
+            taken.insert((second, octet));
+            return format!("10.{second}.{octet}.0/24");
+        }
+    }
+    panic!("no free 10.{second}.N.0/24");
+}
