@@ -567,12 +567,7 @@ mod tests {
     use super::*;
 
     fn project(yaml: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
-        let mut opts = crate::loader::LoadOptions::from_process().unwrap();
-        opts.cwd = dir.path().to_path_buf();
-        opts.project_name = Some("p".into());
-        crate::loader::load(&opts).unwrap().project().unwrap()
+        crate::orchestrate::test_project(yaml)
     }
 
     const YAML: &str = "services:\n  web:\n    image: busybox\n    command: [sleep, '9']\n    ports: ['8080:80']\n    environment: {A: '1'}\n    restart: always\n    depends_on: [db]\n    networks:\n      default: {aliases: [www]}\n  db:\n    image: busybox\n";

@@ -229,16 +229,9 @@ mod tests {
     }
 
     fn stack() -> (crate::model::Project, BTreeMap<String, String>) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            dir.path().join("compose.yaml"),
+        let p = crate::orchestrate::test_project(
             "services:\n  web:\n    image: busybox\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: busybox\n  other:\n    image: other\n",
-        )
-        .unwrap();
-        let mut opts = crate::loader::LoadOptions::from_process().unwrap();
-        opts.cwd = dir.path().to_path_buf();
-        opts.project_name = Some("p".into());
-        let p = crate::loader::load(&opts).unwrap().project().unwrap();
+        );
         let h = p.services.keys().map(|k| (k.clone(), k.clone())).collect();
         (p, h)
     }

@@ -33,3 +33,17 @@ pub enum OrchestrateError {
     #[error("dependency failed to start: {0}")]
     Dependency(String),
 }
+
+/// A project named `p` loaded from `yaml` (unit tests of the reconciler and its commands).
+#[cfg(test)]
+pub(crate) fn test_project(yaml: &str) -> crate::model::Project {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("compose.yaml"), yaml).expect("write compose.yaml");
+    let mut opts = crate::loader::LoadOptions::from_process().expect("load options");
+    opts.cwd = dir.path().to_path_buf();
+    opts.project_name = Some("p".into());
+    crate::loader::load(&opts)
+        .expect("the project loads")
+        .project()
+        .expect("the project fits the model")
+}

@@ -689,12 +689,7 @@ mod tests {
     use super::*;
 
     fn project(yaml: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
-        let mut opts = crate::loader::LoadOptions::from_process().unwrap();
-        opts.cwd = dir.path().to_path_buf();
-        opts.project_name = Some("p".into());
-        crate::loader::load(&opts).unwrap().project().unwrap()
+        crate::orchestrate::test_project(yaml)
     }
 
     const STACK: &str = "services:\n  web:\n    image: busybox\n    depends_on:\n      db: {condition: service_healthy}\n  db:\n    image: busybox\n    volumes: [data:/data]\nvolumes:\n  data: {}\n";

@@ -624,13 +624,7 @@ mod tests {
     use super::*;
 
     fn project(yaml: &str) -> Project {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("compose.yaml"), yaml).unwrap();
-        let mut opts = crate::loader::LoadOptions::from_process().unwrap();
-        opts.cwd = dir.path().to_path_buf();
-        opts.project_name = Some("p".into());
-        let loaded = crate::loader::load(&opts).unwrap();
-        loaded.project().unwrap()
+        crate::orchestrate::test_project(yaml)
     }
 
     #[test]
