@@ -202,12 +202,12 @@ fn compose_up_builds_the_service_image() {
     std::fs::create_dir_all(dir.join("web")).expect("mkdir");
     std::fs::write(
         dir.join("web/Dockerfile"),
-        "FROM busybox\nARG WHO\nRUN echo \"built for $WHO\" > /greeting\nCMD [\"cat\", \"/greeting\"]\n",
+        "FROM busybox\nARG WHO\nRUN echo \"built for $WHO\" > /greeting && echo \"interfaces $(grep -c : /proc/net/dev)\" >> /greeting\nCMD [\"cat\", \"/greeting\"]\n",
     )
     .expect("Dockerfile");
     std::fs::write(
         dir.join("compose.yaml"),
-        "services:\n  web:\n    build:\n      context: ./web\n      args: {WHO: compose}\n    network_mode: none\n",
+        "services:\n  web:\n    build:\n      context: ./web\n      args: {WHO: compose}\n      network: none\n    network_mode: none\n",
     )
     .expect("compose file");
     env.defer(["down", "-t", "1", "--rmi", "local"]);
@@ -222,6 +222,8 @@ fn compose_up_builds_the_service_image() {
         .expect("logs")
         .stdout;
     assert!(logs.contains("built for compose"), "{logs}");
+    // build.network: none → the RUN step saw loopback only.
+    assert!(logs.contains("interfaces 1"), "{logs}");
     let images = env.run_ok(["image", "ls"]).expect("image ls").stdout;
     assert!(images.contains(&format!("{project}-web")), "{images}");
     // `build` alone reuses the cache.

@@ -159,6 +159,7 @@ pub fn run_image_build(root: &Path, a: ImageBuildArgs) -> anyhow::Result<i32> {
         pull: a.pull,
         extra_hosts: Vec::new(),
         shm_size: 0,
+        no_network: false,
     };
     let rec = build_image(root, &opts, a.quiet)?;
     if a.quiet {
@@ -213,14 +214,14 @@ pub fn service_build_options(
     for t in &b.tags {
         tags.push(Reference::parse(t)?);
     }
-    if let Some(n) = b.network.as_deref() {
-        if !matches!(n, "host" | "default") {
-            bail!(
-                "service {}: build network {n:?} is not supported (builds use the host network)",
-                svc.name
-            );
-        }
-    }
+    let no_network = match b.network.as_deref() {
+        None | Some("host") | Some("default") => false,
+        Some("none") => true,
+        Some(n) => bail!(
+            "service {}: build network {n:?} is not supported (host, default or none)",
+            svc.name
+        ),
+    };
     Ok(BuildOptions {
         context,
         dockerfile,
@@ -240,6 +241,7 @@ pub fn service_build_options(
             .flat_map(|(h, ips)| ips.iter().map(move |ip| format!("{h}:{ip}")))
             .collect(),
         shm_size: b.shm_size.unwrap_or(0).max(0) as u64,
+        no_network,
     })
 }
 

@@ -78,6 +78,8 @@ pub struct BuildOptions {
     pub pull: bool,
     pub extra_hosts: Vec<String>,
     pub shm_size: u64,
+    /// Every RUN without network (`build.network: none`), as `RUN --network=none` does for one.
+    pub no_network: bool,
 }
 
 /// Pulls an image into the store (`platform` as written in `FROM --platform`).
@@ -514,7 +516,11 @@ impl Builder<'_> {
                         return Err(e(self, format!("RUN --network={n} is not supported")));
                     }
                 }
-                let isolated = network.as_deref() == Some("none");
+                let isolated = match network.as_deref() {
+                    Some("none") => true,
+                    Some(_) => false,
+                    None => self.opts.no_network,
+                };
                 return self.run_step(st, command, isolated, line, &inst.original);
             }
             Kind::Copy(spec) => return self.copy_step(st, spec, false, line, &inst.original),
