@@ -5,7 +5,7 @@
 #   busybox-static   the static binary the fixture images are made of
 #   nftables, iproute2, tmux  networking and terminal tests
 #   libseccomp-dev, pkg-config  build deps of the container runtime (libcontainer seccomp)
-#   debootstrap      the Debian base image of the os-lab example test (tests/os_lab.rs)
+#   debootstrap      the Debian base of the example tests (tests/tests/examples.rs)
 set -euo pipefail
 packages=(docker-registry skopeo busybox-static nftables iproute2 tmux bc libseccomp-dev pkg-config debootstrap)
 missing=()
