@@ -9,7 +9,7 @@ use super::stack::{self, Progress};
 use super::GlobalOpts;
 use crate::orchestrate::execute;
 use crate::orchestrate::labels;
-use crate::orchestrate::local::{self, Local, LocalOptions};
+use crate::orchestrate::local::{self, LocalOptions};
 use crate::orchestrate::observe::Observed;
 use crate::orchestrate::plan::{self, DownOptions};
 
@@ -91,11 +91,8 @@ pub fn run(global: &GlobalOpts, a: DownArgs) -> anyhow::Result<i32> {
             .map(|s| s.image_or_default(&st.project))
             .collect(),
     };
-    let backend = Local::open(
-        &global.root,
-        st.project.clone(),
-        st.info.clone(),
-        st.hashes.clone(),
+    let backend = st.backend(
+        global,
         LocalOptions {
             timeout: a.timeout,
             renew_anon_volumes: false,

@@ -23,7 +23,7 @@ use super::GlobalOpts;
 use crate::model::{MountType, PortConfig, Project, Service, ServiceVolume};
 use crate::orchestrate::execute::{self, Backend, Event};
 use crate::orchestrate::labels;
-use crate::orchestrate::local::{self, Local, LocalOptions};
+use crate::orchestrate::local::{self, LocalOptions};
 use crate::orchestrate::plan::{self, Op, UpOptions, World};
 use crate::orchestrate::translate::{self, network_name, volume_name, ContainerPlan};
 
@@ -165,13 +165,7 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<i32> {
         .get(&a.service)
         .cloned()
         .ok_or_else(|| anyhow!("no such service: {}", a.service))?;
-    let backend = Local::open(
-        &global.root,
-        st.project.clone(),
-        st.info.clone(),
-        st.hashes.clone(),
-        LocalOptions::default(),
-    )?;
+    let backend = st.backend(global, LocalOptions::default())?;
     let progress = Progress::new(false);
 
     // Dependencies first, through the planner, as `up --no-recreate`-less `up DEPS` would.

@@ -125,16 +125,13 @@ pub struct WaitArgs {
 }
 
 fn backend(global: &GlobalOpts, st: stack::Stack, timeout: Option<u64>) -> anyhow::Result<Local> {
-    Ok(Local::open(
-        &global.root,
-        st.project,
-        st.info,
-        st.hashes,
+    st.backend(
+        global,
         LocalOptions {
             timeout,
             ..Default::default()
         },
-    )?)
+    )
 }
 
 /// Service names in start order (dependencies first).

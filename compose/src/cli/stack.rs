@@ -14,12 +14,26 @@ use super::GlobalOpts;
 use crate::model::Project;
 use crate::orchestrate::execute::Event;
 use crate::orchestrate::labels;
+use crate::orchestrate::local::{Local, LocalOptions};
 use crate::orchestrate::translate::ProjectInfo;
 
 pub struct Stack {
     pub project: Project,
     pub info: ProjectInfo,
     pub hashes: BTreeMap<String, String>,
+}
+
+impl Stack {
+    /// The real backend (engine and networks of the state root) for this project.
+    pub fn backend(&self, global: &GlobalOpts, opts: LocalOptions) -> anyhow::Result<Local> {
+        Ok(Local::open(
+            &global.root,
+            self.project.clone(),
+            self.info.clone(),
+            self.hashes.clone(),
+            opts,
+        )?)
+    }
 }
 
 /// Loads the project for a command naming `services` (they enable their profiles).

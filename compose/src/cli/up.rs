@@ -244,11 +244,8 @@ pub fn run(global: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
         print!("{}", up.plan);
         return Ok(0);
     }
-    let backend = Local::open(
-        &global.root,
-        st.project.clone(),
-        st.info.clone(),
-        st.hashes.clone(),
+    let backend = st.backend(
+        global,
         LocalOptions {
             timeout: a.timeout,
             renew_anon_volumes: a.renew_anon_volumes,
@@ -500,11 +497,8 @@ fn attached(
     }
     if stop.load(Ordering::SeqCst) {
         printer.note("Gracefully stopping... (press Ctrl+C again to force)");
-        let backend = Local::open(
-            &global.root,
-            st.project.clone(),
-            st.info.clone(),
-            st.hashes.clone(),
+        let backend = st.backend(
+            global,
             LocalOptions {
                 timeout: a.timeout,
                 ..Default::default()
