@@ -58,3 +58,15 @@ pub fn free_subnet(second: u8) -> String {
     }
     panic!("no free 10.{second}.N.0/24");
 }
+
+/// `rcompose exec -T SERVICE CMD…`, which must succeed; returns its standard output.
+///
+/// # Panics
+/// When the command fails.
+pub fn exec_ok(env: &TestEnv, service: &str, cmd: &[&str]) -> String {
+    let mut all = vec!["exec", "-T", service];
+    all.extend_from_slice(cmd);
+    let out = env.run(all).expect("rcompose runs");
+    assert!(out.success(), "exec {cmd:?} failed: {out:?}");
+    out.stdout
+}

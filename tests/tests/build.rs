@@ -4,7 +4,6 @@
 //! Root only; every test has its own state root.
 
 use std::io::Write;
-use std::path::Path;
 
 use e2e::{busybox_env, TestEnv};
 
@@ -207,7 +206,7 @@ fn compose_up_builds_the_service_image() {
     .expect("Dockerfile");
     std::fs::write(
         dir.join("compose.yaml"),
-        "services:\n  web:\n    build:\n      context: ./web\n      args: {WHO: compose}\n      network: none\n    network_mode: none\n",
+        "services:\n  web:\n    build:\n      context: ./web\n      args: {WHO: compose}\n      network: none\n    network_mode: none\n  tool:\n    build:\n      context: ./web\n      args: {WHO: run}\n    network_mode: none\n    profiles: [tools]\n",
     )
     .expect("compose file");
     env.defer(["down", "-t", "1", "--rmi", "local"]);
@@ -226,10 +225,14 @@ fn compose_up_builds_the_service_image() {
     assert!(logs.contains("interfaces 1"), "{logs}");
     let images = env.run_ok(["image", "ls"]).expect("image ls").stdout;
     assert!(images.contains(&format!("{project}-web")), "{images}");
+    // `run` of a service whose image is missing builds it first.
+    let ran = env
+        .run_ok(["run", "--rm", "-T", "tool"])
+        .expect("run builds and runs");
+    assert!(ran.stdout.contains("built for run"), "{ran:?}");
     // `build` alone reuses the cache.
     let out = env.run_ok(["build"]).expect("build");
     assert!(out.stdout.contains("Using cache"), "{out:?}");
-    let _ = Path::new(&dir);
 }
 
 #[test]

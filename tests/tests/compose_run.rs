@@ -9,15 +9,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use e2e::{assert_nothing_left, busybox_env, free_subnet, Registry, TestEnv};
-
-fn exec(env: &TestEnv, service: &str, cmd: &[&str]) -> String {
-    let mut all = vec!["exec", "-T", service];
-    all.extend_from_slice(cmd);
-    let out = env.run(all).expect("rcompose runs");
-    assert!(out.success(), "exec {cmd:?} failed: {out:?}");
-    out.stdout
-}
+use e2e::{assert_nothing_left, busybox_env, exec_ok as exec, free_subnet, Registry, TestEnv};
 
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))

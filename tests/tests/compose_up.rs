@@ -7,7 +7,7 @@ use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use e2e::{assert_nothing_left, busybox_env, free_subnet, TestEnv};
+use e2e::{assert_nothing_left, busybox_env, exec_ok as exec, free_subnet, TestEnv};
 
 fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
@@ -57,14 +57,6 @@ fn up(env: &TestEnv, args: &[&str]) -> e2e::Output {
     let out = env.run(all).expect("rcompose runs");
     assert!(out.success(), "up {args:?} failed: {out:?}");
     out
-}
-
-fn exec(env: &TestEnv, service: &str, cmd: &[&str]) -> String {
-    let mut all = vec!["exec", "-T", service];
-    all.extend_from_slice(cmd);
-    let out = env.run(all).expect("rcompose runs");
-    assert!(out.success(), "exec {cmd:?} failed: {out:?}");
-    out.stdout
 }
 
 fn read_port(port: u16) -> String {
@@ -359,4 +351,110 @@ networks:
         "stopping\n"
     );
     assert_nothing_left(&env);
+}
+
+/// The lifecycle commands and the `up` flags the stack test does not use.
+#[test]
+fn lifecycle_commands_and_up_flags() {
+    let (mut env, _registry) = busybox_env();
+    let subnet = free_subnet(217);
+    let port = free_port();
+    env.write_file(
+        "compose.yaml",
+        format!(
+            "services:\n  app:\n    image: busybox\n    command: ['sh', '-c', 'echo line1; echo line2; while true; do echo app-ok | nc -l -p 80; done']\n    stop_signal: SIGKILL\n    ports: ['127.0.0.1:{port}:80']\n  job:\n    image: busybox\n    command: ['sh', '-c', 'exit 4']\n    profiles: [jobs]\nnetworks:\n  default:\n    ipam:\n      config: [{{subnet: {subnet}}}]\n"
+        ),
+    )
+    .expect("write compose file");
+    env.defer(["--profile", "jobs", "down", "-t", "1", "--remove-orphans"]);
+    up(&env, &["--wait"]);
+    let id = env.run_ok(["ps", "-q"]).expect("ps").stdout;
+
+    // port, images, top, logs --tail / -t / --no-log-prefix.
+    let published = env.run_ok(["port", "app", "80"]).expect("port").stdout;
+    assert_eq!(published.trim(), format!("127.0.0.1:{port}"));
+    let images = env.run_ok(["images"]).expect("images").stdout;
+    assert!(images.contains("busybox"), "{images}");
+    let top = env.run_ok(["top"]).expect("top").stdout;
+    assert!(top.contains("nc -l -p 80"), "{top}");
+    let end = Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let l = env
+            .run_ok(["logs", "--tail", "1", "--no-log-prefix", "app"])
+            .expect("logs")
+            .stdout;
+        if l == "line2\n" || Instant::now() > end {
+            break l;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(logs, "line2\n");
+    let stamped = env.run_ok(["logs", "-t", "app"]).expect("logs -t").stdout;
+    assert!(
+        stamped.contains(" | 20") && stamped.contains("Z line1"),
+        "{stamped}"
+    );
+
+    // pause / unpause / stop / start / restart / kill.
+    env.run_ok(["pause", "app"]).expect("pause");
+    let ps = env.run_ok(["ps", "--format", "json"]).expect("ps").stdout;
+    assert!(ps.contains("\"State\":\"paused\""), "{ps}");
+    env.run_ok(["unpause", "app"]).expect("unpause");
+    env.run_ok(["stop", "-t", "1"]).expect("stop");
+    assert!(env
+        .run_ok(["ps", "-q"])
+        .expect("ps")
+        .stdout
+        .trim()
+        .is_empty());
+    let exited = env
+        .run_ok(["ps", "--status", "exited", "-q"])
+        .expect("ps --status")
+        .stdout;
+    assert_eq!(exited, id);
+    env.run_ok(["start"]).expect("start");
+    assert_eq!(read_port(port).trim(), "app-ok");
+    env.run_ok(["restart", "-t", "1"]).expect("restart");
+    assert_eq!(read_port(port).trim(), "app-ok");
+    env.run_ok(["kill"]).expect("kill");
+    // `wait` prints the exit code of a stopped container (SIGKILL: 137) and exits with it.
+    let waited = env.run(["wait"]).expect("rcompose runs");
+    assert_eq!(waited.stdout.trim(), "137");
+    assert_eq!(waited.status.code(), Some(137));
+
+    // --no-recreate keeps the container, --force-recreate replaces it.
+    up(&env, &["--no-recreate"]);
+    assert_eq!(env.run_ok(["ps", "-q"]).expect("ps").stdout, id);
+    let out = up(&env, &["--force-recreate"]);
+    assert!(out.stderr.contains("Recreated"), "{out:?}");
+    assert_ne!(env.run_ok(["ps", "-q"]).expect("ps").stdout, id);
+
+    // rm refuses nothing when stopped, and removes.
+    env.run_ok(["stop", "-t", "1"]).expect("stop");
+    env.run_ok(["rm", "-f"]).expect("rm");
+    assert!(env
+        .run_ok(["ps", "-aq"])
+        .expect("ps")
+        .stdout
+        .trim()
+        .is_empty());
+
+    // Attached with --exit-code-from: the job's exit code, and the project stops.
+    let out = env
+        .run([
+            "--profile",
+            "jobs",
+            "up",
+            "--exit-code-from",
+            "job",
+            "--no-color",
+        ])
+        .expect("rcompose runs");
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        out.stdout.contains("exited with code 4") || out.stdout.contains("Gracefully stopping"),
+        "{out:?}"
+    );
+    let running = env.run_ok(["ps", "-q"]).expect("ps").stdout;
+    assert!(running.trim().is_empty(), "still running: {running}");
 }

@@ -192,7 +192,23 @@ pub fn run(global: &GlobalOpts, args: RunArgs) -> anyhow::Result<i32> {
         }
     }
 
-    // What the one-off container itself needs: its networks, volumes and image.
+    // What the one-off container itself needs: its image (built when it has a build section
+    // and is missing, as `up` does), networks, volumes.
+    if svc.build.is_some() {
+        let image = svc.image_or_default(&st.project);
+        let store = engine::image::ImageStore::open(&global.root)?;
+        if store.resolve(&image).is_err() {
+            let opts = super::build::service_build_options(
+                &st.project,
+                &svc,
+                &Default::default(),
+                false,
+                false,
+            )?;
+            super::build::build_image(&global.root, &opts, true)
+                .with_context(|| format!("building the image of service {}", svc.name))?;
+        }
+    }
     let world = super::up::observe_world(global, &st, &engine)?;
     for op in resource_ops(&st.project, &svc, &world)? {
         if a.quiet_pull && matches!(op, Op::PullImage { .. }) {
@@ -395,11 +411,14 @@ pub fn resource_ops(project: &Project, svc: &Service, world: &World) -> anyhow::
     if policy == Some("always") || !world.images.contains_key(&image) {
         match policy {
             Some("never") | Some("build") if !world.images.contains_key(&image) => {
-                bail!("image {image} is not present and pull policy is {}", policy.unwrap_or(""))
+                bail!(
+                    "image {image} is not present and pull policy is {}",
+                    policy.unwrap_or("")
+                )
             }
-            _ if svc.build.is_some() && !world.images.contains_key(&image) => bail!(
-                "image {image} must be built, and building is not supported yet: build it elsewhere and load it"
-            ),
+            _ if svc.build.is_some() && !world.images.contains_key(&image) => {
+                bail!("image {image} is not present and must be built (`rcompose build`)")
+            }
             _ => ops.push(Op::PullImage { image }),
         }
     }
