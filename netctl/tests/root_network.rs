@@ -77,12 +77,17 @@ impl Netns {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Whether `ip` answers an echo request. A reachable address gets up to three tries: on a
+    /// loaded machine a first echo can be lost while the firewall table of another test is being
+    /// replaced; an unreachable one fails all three (≈3 s).
     fn ping(&self, ip: &str) -> bool {
-        sh(&[
-            "ip", "netns", "exec", &self.name, "busybox", "ping", "-c", "1", "-W", "1", ip,
-        ])
-        .status
-        .success()
+        (0..3).any(|_| {
+            sh(&[
+                "ip", "netns", "exec", &self.name, "busybox", "ping", "-c", "1", "-W", "1", ip,
+            ])
+            .status
+            .success()
+        })
     }
 
     /// A TCP server in the namespace answering `hello` to each connection (bounded count).
