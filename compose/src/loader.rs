@@ -150,13 +150,49 @@ pub fn project_from_node(node: Node) -> Result<crate::model::Project> {
 /// `project_from_node`, tracking the key path so the error can name it. Tracking allocates for
 /// every key, so it is for diagnosing a failure, not for the common path.
 pub fn project_from_node_traced(node: Node) -> Result<crate::model::Project> {
+    let located = node.clone();
     serde_path_to_error::deserialize(crate::yaml_de::NodeDeserializer(node)).map_err(|e| {
-        LoadError::Plain(format!(
+        let message = format!(
             "{}: {} (the value passed validation but does not fit the project model)",
             e.path(),
             e.inner()
-        ))
+        );
+        match node_at_path(&located, e.path()) {
+            Some(loc) if loc.has_source() => LoadError::At { loc, message },
+            _ => LoadError::Plain(message),
+        }
     })
+}
+
+/// The location of the deepest node of `root` that `path` reaches (a model error's path may
+/// end inside a value, e.g. at a field the value lacks).
+fn node_at_path(root: &Node, path: &serde_path_to_error::Path) -> Option<crate::yaml::Loc> {
+    use serde_path_to_error::Segment;
+    let mut node = root;
+    let mut loc = None;
+    for seg in path.iter() {
+        let next = match seg {
+            Segment::Map { key } => node.as_map().and_then(|entries| {
+                entries
+                    .iter()
+                    .find(|(k, _)| k.name == *key)
+                    .map(|(_, v)| v)
+            }),
+            Segment::Seq { index } => node.as_seq().and_then(|items| items.get(*index)),
+            Segment::Enum { .. } => Some(node),
+            Segment::Unknown => None,
+        };
+        match next {
+            Some(n) => {
+                if n.loc.has_source() {
+                    loc = Some(n.loc.clone());
+                }
+                node = n;
+            }
+            None => break,
+        }
+    }
+    loc
 }
 
 /// Loads the project the options describe.
