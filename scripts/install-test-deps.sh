@@ -6,8 +6,9 @@
 #   nftables, iproute2, tmux  networking and terminal tests
 #   libseccomp-dev, pkg-config  build deps of the container runtime (libcontainer seccomp)
 #   debootstrap      the Debian base of the example tests (tests/tests/examples.rs)
+#   tini             tini-static, the init `--init` / `init: true` mount into containers
 set -euo pipefail
-packages=(docker-registry skopeo busybox-static nftables iproute2 tmux bc libseccomp-dev pkg-config debootstrap)
+packages=(docker-registry skopeo busybox-static nftables iproute2 tmux bc libseccomp-dev pkg-config debootstrap tini)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

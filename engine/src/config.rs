@@ -35,6 +35,10 @@ pub struct EngineConfig {
     pub max_concurrent_downloads: Option<usize>,
     #[serde(default)]
     pub max_concurrent_uploads: Option<usize>,
+    /// The init binary `--init` runs as PID 1 (default: a statically linked docker-init,
+    /// tini-static or catatonit found on the host).
+    #[serde(default)]
+    pub init_path: Option<PathBuf>,
 }
 
 impl EngineConfig {

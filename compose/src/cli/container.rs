@@ -179,6 +179,10 @@ struct RunArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     read_only: bool,
+    /// Run an init inside the container that forwards signals and reaps processes (the host's
+    /// docker-init, tini-static or catatonit, or the config's init-path)
+    #[arg(long)]
+    init: bool,
     /// Restart policy to apply when a container exits (no, always, on-failure[:N], unless-stopped)
     #[arg(long, default_value = "no")]
     restart: String,
@@ -212,7 +216,7 @@ struct RunArgs {
     /// Add a host device to the container (HOST[:CONTAINER[:PERMS]])
     #[arg(long)]
     device: Vec<String>,
-    /// Connect a container to a network (host, none, or bridge)
+    /// Connect a container to a network (host, none, bridge, or container:NAME to join another container's)
     #[arg(long = "network", alias = "net", default_value = "bridge")]
     network: String,
     /// Set meta data on a container
@@ -827,9 +831,24 @@ fn build_config(a: &RunArgs) -> anyhow::Result<CreateOptions> {
         "host" => NetworkMode::Host,
         "none" => NetworkMode::None,
         "bridge" | "default" => NetworkMode::Bridge,
-        other => {
-            bail!("network {other:?} not found (container run supports host, none and bridge)")
-        }
+        other => match other.strip_prefix("container:") {
+            Some(target) if !target.is_empty() => {
+                // Docker refuses what would configure a namespace this container only joins.
+                for (set, what) in [
+                    (a.hostname.is_some(), "hostname"),
+                    (!a.dns.is_empty(), "dns"),
+                    (!a.add_host.is_empty(), "add-host"),
+                ] {
+                    if set {
+                        bail!("conflicting options: {what} and the network mode");
+                    }
+                }
+                NetworkMode::Container(target.to_owned())
+            }
+            _ => bail!(
+                "network {other:?} not found (container run supports host, none, bridge and container:NAME)"
+            ),
+        },
     };
     let healthcheck = if a.no_healthcheck {
         Some(HealthConfig {
@@ -925,8 +944,7 @@ fn build_config(a: &RunArgs) -> anyhow::Result<CreateOptions> {
         ulimits,
         sysctls: kv_map(&a.sysctl),
         devices: a.device.iter().map(|d| parse_device(d)).collect(),
-        // `--init` is not offered: rcompose ships no init binary to run inside the container.
-        init: false,
+        init: a.init,
         network_mode,
         extra_hosts: a.add_host.clone(),
         dns: a.dns.clone(),
@@ -955,17 +973,16 @@ fn run_container(engine: &Engine, a: RunArgs, start: bool) -> anyhow::Result<i32
         println!("{}", c.id());
         return Ok(0);
     }
-    if a.detach {
-        if let Err(e) = engine.start(c.id(), false) {
-            if a.rm {
-                let _ = engine.remove(c.id(), true, true);
-            }
-            return Err(e.into());
+    if let Err(e) = engine.start(c.id(), !a.detach) {
+        if a.rm {
+            let _ = engine.remove(c.id(), true, true);
         }
+        return Err(e.into());
+    }
+    if a.detach {
         println!("{}", c.id());
         return Ok(0);
     }
-    engine.start(c.id(), true)?;
     attach_session(engine, &c, a.interactive, keys)
 }
 
@@ -1737,6 +1754,11 @@ pub fn inspect_value(c: &Container, size: bool) -> Value {
         json!({"Test": h.test, "Interval": nanos_to_json(h.interval), "Timeout": nanos_to_json(h.timeout),
             "StartPeriod": nanos_to_json(h.start_period), "StartInterval": nanos_to_json(h.start_interval), "Retries": h.retries})
     });
+    // A container in another's network namespace uses that one's namespace and /etc files.
+    let net_dir = match cfg.network_mode.joined() {
+        Some(target) => c.dir.with_file_name(target),
+        None => c.dir.clone(),
+    };
     let mut v = json!({
         "Id": cfg.id,
         "Created": cfg.created,
@@ -1744,9 +1766,9 @@ pub fn inspect_value(c: &Container, size: bool) -> Value {
         "Args": args,
         "State": state,
         "Image": cfg.image_id,
-        "ResolvConfPath": c.dir.join("resolv.conf"),
-        "HostnamePath": c.dir.join("hostname"),
-        "HostsPath": c.dir.join("hosts"),
+        "ResolvConfPath": net_dir.join("resolv.conf"),
+        "HostnamePath": net_dir.join("hostname"),
+        "HostsPath": net_dir.join("hosts"),
         "LogPath": logs::path(&c.dir, &cfg.id),
         "Name": format!("/{}", cfg.name),
         "RestartCount": st.restart_count,
@@ -1798,7 +1820,7 @@ pub fn inspect_value(c: &Container, size: bool) -> Value {
             "Healthcheck": healthcheck,
         },
         "NetworkSettings": {
-            "SandboxKey": if cfg.network_mode == NetworkMode::Host { String::new() } else { c.dir.join("netns").display().to_string() },
+            "SandboxKey": if cfg.network_mode == NetworkMode::Host { String::new() } else { net_dir.join("netns").display().to_string() },
             "Networks": {},
         },
     });

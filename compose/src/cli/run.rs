@@ -366,12 +366,17 @@ fn is_quiet_pull(e: &Event<'_>) -> bool {
 
 /// The services `service` depends on (those the project has; optional missing ones are left).
 pub fn dependencies(project: &Project, service: &Service) -> Vec<String> {
-    service
+    let joined = service.network_mode_service();
+    let mut deps: Vec<String> = service
         .depends_on
         .keys()
+        .map(String::as_str)
+        .chain(joined)
         .filter(|d| project.services.contains_key(*d))
-        .cloned()
-        .collect()
+        .map(str::to_owned)
+        .collect();
+    deps.dedup();
+    deps
 }
 
 /// Networks, volumes and the image the one-off container needs and the world lacks, as the

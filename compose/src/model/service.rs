@@ -368,6 +368,14 @@ impl Service {
     }
 
     /// Network keys in connection order: priority descending, then name, as compose does.
+    /// The service whose network namespace this one joins (`network_mode: service:X`): an
+    /// implicit dependency, as in docker compose.
+    pub fn network_mode_service(&self) -> Option<&str> {
+        self.network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"))
+    }
+
     pub fn network_names(&self) -> Vec<&str> {
         let priority =
             |n: &Option<ServiceNetwork>| n.as_ref().and_then(|n| n.priority).unwrap_or(0);

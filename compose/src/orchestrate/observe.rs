@@ -18,6 +18,8 @@ pub struct Existing {
     pub config_hash: String,
     pub image_id: String,
     pub running: bool,
+    /// The id of the container whose network namespace this one joins.
+    pub joined: Option<String>,
 }
 
 /// The project's containers, by service (numbers ascending), and its one-off containers.
@@ -53,6 +55,7 @@ impl Observed {
                 config_hash: l.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
                 image_id: c.config.image_id.clone(),
                 running: c.state.is_active(),
+                joined: c.config.network_mode.joined().map(str::to_owned),
             };
             if l.get(labels::ONEOFF).is_some_and(|v| v == "True") {
                 o.oneoff.push(e);

@@ -260,6 +260,7 @@ pub fn selected_services(
                     todo.push(dep.clone());
                 }
             }
+            todo.extend(s.network_mode_service().map(str::to_owned));
         }
     }
     Ok(project
@@ -394,6 +395,17 @@ pub fn plan_up(
         let image = svc.image_or_default(project);
         let hash = hashes.get(key).cloned().unwrap_or_default();
         let deps_changed = svc.depends_on.keys().any(|d| changed.contains(d));
+        // `network_mode: service:X` joins X's first container: it must exist (and run) first,
+        // and a new X means a new namespace to join.
+        let joins = svc.network_mode_service();
+        let joined_now = joins.and_then(|j| {
+            world
+                .observed
+                .of(j)
+                .iter()
+                .find(|x| x.number == 1)
+                .map(|x| x.id.as_str())
+        });
         let mut prereqs: Vec<NodeIndex> = Vec::new();
         for net in svc.networks.keys() {
             if let Some(n) = net_nodes.get(&network_name(project, net)) {
@@ -449,6 +461,12 @@ pub fn plan_up(
                         .is_some_and(|id| !e.image_id.is_empty() && *id != e.image_id)
                     {
                         Some("image changed".to_string())
+                    } else if let Some(j) =
+                        joins.filter(|j| changed.contains(*j) || e.joined.as_deref() != joined_now)
+                    {
+                        Some(format!(
+                            "joins the network namespace of {j}, whose container was replaced"
+                        ))
                     } else if deps_changed && opts.always_recreate_deps {
                         Some("a dependency was recreated (--always-recreate-deps)".to_string())
                     } else {
@@ -516,6 +534,16 @@ pub fn plan_up(
             }
             for p in &prereqs {
                 plan.edge(*p, node, Wait::Done);
+            }
+            if let Some(targets) = joins.and_then(|j| finals.get(j)) {
+                let wait = if opts.no_start {
+                    Wait::Done
+                } else {
+                    Wait::Condition(DependsCondition::ServiceStarted)
+                };
+                for t in targets.iter().take(1) {
+                    plan.edge(*t, node, wait);
+                }
             }
             let fin = if start_needed && !opts.no_start {
                 let s = plan.add(
@@ -586,11 +614,14 @@ fn name_of(op: &Op) -> String {
 /// `selected` in an order where dependencies come first.
 fn start_order(project: &Project, selected: &[String]) -> Result<Vec<String>, OrchestrateError> {
     let graph = crate::graph::DependencyGraph::new(selected.iter().map(|s| {
-        let deps: Vec<String> = project.services[s]
+        let svc = &project.services[s];
+        let deps: Vec<String> = svc
             .depends_on
             .keys()
-            .filter(|d| selected.contains(d))
-            .cloned()
+            .map(String::as_str)
+            .chain(svc.network_mode_service())
+            .filter(|d| selected.iter().any(|x| x == d))
+            .map(str::to_owned)
             .collect();
         (s.clone(), deps)
     }));
@@ -743,6 +774,7 @@ mod tests {
             config_hash: hash.into(),
             image_id: "sha256:i".into(),
             running: true,
+            joined: None,
         }
     }
 
@@ -781,6 +813,54 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("p-db-1  (configuration"), "{text}");
+    }
+
+    #[test]
+    fn network_mode_service_follows_the_joined_container() {
+        let p = project("services:\n  vpn:\n    image: busybox\n  app:\n    image: busybox\n    network_mode: 'service:vpn'\n");
+        // Fresh: app is created only once vpn's container runs.
+        let out = plan_up(&p, &hashes(&p), &with_images(&p), &UpOptions::default()).unwrap();
+        let g = &out.plan.graph;
+        let find = |verb: &str, name: &str| {
+            g.node_indices()
+                .find(|i| g[*i].op.verbs().0 == verb && g[*i].op.subject().1 == name)
+                .unwrap()
+        };
+        let edge = g
+            .find_edge(find("Starting", "p-vpn-1"), find("Creating", "p-app-1"))
+            .expect("app's create waits for vpn's start");
+        assert_eq!(g[edge], Wait::Condition(DependsCondition::ServiceStarted));
+
+        // Converged, with app joined to vpn's current container: nothing to do.
+        let mut w = converged(&p);
+        w.volumes.clear();
+        for e in w.observed.services.get_mut("app").unwrap() {
+            e.joined = Some("id-vpn-1".into());
+        }
+        let out = plan_up(&p, &hashes(&p), &w, &UpOptions::default()).unwrap();
+        assert!(!out.plan.changes_something(), "{}", out.plan);
+
+        // vpn recreated now: app follows.
+        let mut h = hashes(&p);
+        h.insert("vpn".into(), "new".into());
+        let text = plan_up(&p, &h, &w, &UpOptions::default())
+            .unwrap()
+            .plan
+            .to_string();
+        assert!(
+            text.contains("Recreating  Container p-app-1  (joins the network namespace of vpn"),
+            "{text}"
+        );
+
+        // vpn was replaced by an earlier command: app is stale and recreated.
+        for e in w.observed.services.get_mut("app").unwrap() {
+            e.joined = Some("id-of-an-old-vpn".into());
+        }
+        let text = plan_up(&p, &hashes(&p), &w, &UpOptions::default())
+            .unwrap()
+            .plan
+            .to_string();
+        assert!(text.contains("Recreating  Container p-app-1"), "{text}");
     }
 
     #[test]

@@ -171,12 +171,7 @@ pub fn container_plan(
             },
         })
         .collect();
-    if service.init == Some(true) {
-        p.warnings.push(
-            "init: true is not supported (no init binary is shipped); the command runs as PID 1"
-                .into(),
-        );
-    }
+    c.init = service.init == Some(true);
     c.resources = resources(service);
     p.warnings.extend(unsupported(service));
     c.restart = restart(service);
@@ -537,9 +532,28 @@ fn network(project: &Project, s: &Service, p: &mut ContainerPlan) -> Result<(), 
         }
         Some("bridge") | None => {}
         Some(other) => {
-            return Err(format!(
-                "network_mode {other:?} is not supported (use host, none, or networks)"
-            ))
+            // The joined container is named here and resolved to its id when this one is
+            // created (after it, by the plan's ordering).
+            let target = if let Some(svc) = other.strip_prefix("service:") {
+                let dep = project
+                    .services
+                    .get(svc)
+                    .ok_or_else(|| format!("network_mode {other:?}: no such service"))?;
+                container_name(&project.name, dep, 1)
+            } else if let Some(c) = other.strip_prefix("container:") {
+                c.to_owned()
+            } else {
+                return Err(format!(
+                    "network_mode {other:?} is not supported (use host, none, service:NAME, container:NAME, or networks)"
+                ));
+            };
+            if !s.ports.is_empty() {
+                return Err(format!(
+                    "conflicting options: port publishing and network_mode {other:?} (publish the ports on the service whose namespace is joined)"
+                ));
+            }
+            p.config.network_mode = NetworkMode::Container(target);
+            return Ok(());
         }
     }
     p.config.network_mode = NetworkMode::Bridge;
@@ -699,9 +713,39 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_network_mode_is_an_error() {
-        let p = project("services:\n  a:\n    image: busybox\n    network_mode: 'container:x'\n");
-        let e = container_plan(&p, &ProjectInfo::default(), &p.services["a"], 1, "h").unwrap_err();
-        assert!(e.to_string().contains("network_mode"), "{e}");
+    fn init_reaches_the_container() {
+        let p = project("services:\n  a:\n    image: busybox\n    init: true\n  b:\n    image: busybox\n    init: false\n");
+        let info = ProjectInfo::default();
+        let a = container_plan(&p, &info, &p.services["a"], 1, "h").unwrap();
+        assert!(a.config.init && a.warnings.is_empty(), "{:?}", a.warnings);
+        let b = container_plan(&p, &info, &p.services["b"], 1, "h").unwrap();
+        assert!(!b.config.init);
+    }
+
+    #[test]
+    fn network_mode_joins_another_container() {
+        let p = project("services:\n  a:\n    image: busybox\n    network_mode: 'service:b'\n  b:\n    image: busybox\n  c:\n    image: busybox\n    network_mode: 'container:other'\n");
+        let info = ProjectInfo::default();
+        let a = container_plan(&p, &info, &p.services["a"], 1, "h").unwrap();
+        assert_eq!(
+            a.config.network_mode,
+            NetworkMode::Container(format!("{}-b-1", p.name))
+        );
+        assert!(a.networks.is_empty());
+        let c = container_plan(&p, &info, &p.services["c"], 1, "h").unwrap();
+        assert_eq!(
+            c.config.network_mode,
+            NetworkMode::Container("other".into())
+        );
+    }
+
+    #[test]
+    fn network_mode_errors() {
+        let p = project("services:\n  a:\n    image: busybox\n    network_mode: 'container:x'\n    ports: ['80']\n  b:\n    image: busybox\n    network_mode: 'slirp4netns'\n");
+        let info = ProjectInfo::default();
+        let e = container_plan(&p, &info, &p.services["a"], 1, "h").unwrap_err();
+        assert!(e.to_string().contains("port publishing"), "{e}");
+        let e = container_plan(&p, &info, &p.services["b"], 1, "h").unwrap_err();
+        assert!(e.to_string().contains("not supported"), "{e}");
     }
 }

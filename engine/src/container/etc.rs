@@ -12,6 +12,10 @@ use super::ContainerError;
 
 /// Writes all three files for a new container.
 pub fn init(dir: &Path, config: &ContainerConfig, hostname: &str) -> Result<(), ContainerError> {
+    if config.network_mode.joined().is_some() {
+        // The joined container's files are mounted instead (`SpecInputs::net_dir`).
+        return Ok(());
+    }
     write_hostname(dir, hostname)?;
     if config.network_mode == NetworkMode::Host {
         let hosts = fs::read_to_string("/etc/hosts").unwrap_or_default();

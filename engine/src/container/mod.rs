@@ -15,6 +15,7 @@ pub mod etc;
 pub mod fs;
 pub mod health;
 pub mod id;
+pub mod init;
 pub mod logs;
 pub mod netns;
 pub mod ops;

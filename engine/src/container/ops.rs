@@ -142,10 +142,27 @@ impl Engine {
                 )?;
             }
         }
+        if c.init && c.init_path.is_empty() {
+            let configured = crate::config::EngineConfig::load()
+                .map_err(|e| ContainerError::Invalid(e.to_string()))?
+                .init_path;
+            c.init_path = super::init::find(configured.as_deref())?
+                .display()
+                .to_string();
+        }
+        if let NetworkMode::Container(key) = &c.network_mode {
+            // Docker's rule: the joined container's hostname (and its /etc files, see
+            // `prepare_bundle`) become this one's.
+            let target = self.store.find(key)?;
+            let host = HostInfo::detect();
+            c.hostname = super::spec::hostname(&target.config, &host);
+            c.domainname = target.config.domainname.clone();
+            c.network_mode = NetworkMode::Container(target.id().to_owned());
+        }
         let created = self.store.create(c)?;
         let setup = || -> Result<(), ContainerError> {
             Overlay::new(&created.dir).prepare()?;
-            if created.config.network_mode != NetworkMode::Host {
+            if created.config.network_mode.has_own_netns() {
                 netns::create(&created.dir)?;
             }
             let host = HostInfo::detect();
@@ -169,8 +186,11 @@ impl Engine {
         if c.state.is_active() {
             return Ok(c);
         }
-        if c.config.network_mode != NetworkMode::Host && !netns::path(&c.dir).exists() {
+        if c.config.network_mode.has_own_netns() && !netns::path(&c.dir).exists() {
             netns::create(&c.dir)?;
+        }
+        if let Some(target) = c.config.network_mode.joined() {
+            self.joined_dir(target)?;
         }
         self.store.update_state(c.id(), |s| {
             s.manually_stopped = false;
@@ -379,6 +399,25 @@ impl Engine {
         Ok(())
     }
 
+    /// The dir of the container whose network namespace `id` names; it must be running, as
+    /// docker requires (a stopped one's namespace would be joined with no one to serve it).
+    fn joined_dir(&self, id: &str) -> Result<PathBuf, ContainerError> {
+        let target = self.store.find(id).map_err(|e| match e {
+            ContainerError::NotFound(_) => ContainerError::Conflict(format!(
+                "cannot join the network namespace of container {}: it no longer exists",
+                super::id::short_id(id)
+            )),
+            e => e,
+        })?;
+        if !target.state.is_active() {
+            return Err(ContainerError::Conflict(format!(
+                "cannot join the network namespace of a non running container: {}",
+                target.config.name
+            )));
+        }
+        Ok(target.dir)
+    }
+
     /// Mounts the rootfs and writes `bundle/config.json` for the next start; returns the
     /// resolved user. Run by the supervisor (single-threaded: the overlay mount may chdir).
     pub fn prepare_bundle(
@@ -442,10 +481,15 @@ impl Engine {
             });
         }
         let host = HostInfo::detect();
+        let net_dir = match c.network_mode.joined() {
+            Some(target) => self.joined_dir(target)?,
+            None => dir.to_owned(),
+        };
         let spec = super::spec::build(&SpecInputs {
             config: c,
             rootfs: &rootfs,
             dir,
+            net_dir: &net_dir,
             user: user.clone(),
             mounts,
             host: &host,

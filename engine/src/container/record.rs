@@ -44,6 +44,9 @@ pub struct ContainerConfig {
     pub sysctls: BTreeMap<String, String>,
     pub devices: Vec<DeviceMapping>,
     pub init: bool,
+    /// The host's init binary mounted at `/sbin/docker-init` and run as PID 1 (`--init`),
+    /// found when the container is created; empty without `--init`.
+    pub init_path: String,
     pub network_mode: NetworkMode,
     pub extra_hosts: Vec<String>,
     pub dns: Vec<String>,
@@ -121,14 +124,33 @@ pub enum NetworkMode {
     Host,
     /// A private namespace with loopback only.
     None,
+    /// The network namespace (and `/etc/hosts`, `/etc/resolv.conf`, hostname) of another
+    /// container, by id (`--network container:X`, compose's `network_mode: service:X`). Given
+    /// as a name or id prefix to `create`, which stores the full id.
+    Container(String),
 }
 
 impl NetworkMode {
-    pub fn as_str(&self) -> &'static str {
+    /// Docker's spelling: `bridge`, `host`, `none`, `container:<id>`.
+    pub fn as_str(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            NetworkMode::Bridge => "bridge",
-            NetworkMode::Host => "host",
-            NetworkMode::None => "none",
+            NetworkMode::Bridge => "bridge".into(),
+            NetworkMode::Host => "host".into(),
+            NetworkMode::None => "none".into(),
+            NetworkMode::Container(id) => format!("container:{id}").into(),
+        }
+    }
+
+    /// Whether the container gets a network namespace of its own at `<dir>/netns`.
+    pub fn has_own_netns(&self) -> bool {
+        matches!(self, NetworkMode::Bridge | NetworkMode::None)
+    }
+
+    /// The container whose network namespace this one joins.
+    pub fn joined(&self) -> Option<&str> {
+        match self {
+            NetworkMode::Container(id) => Some(id),
+            _ => None,
         }
     }
 }

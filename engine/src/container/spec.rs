@@ -46,8 +46,11 @@ impl HostInfo {
 pub struct SpecInputs<'a> {
     pub config: &'a ContainerConfig,
     pub rootfs: &'a Path,
-    /// The container directory (managed /etc files, netns).
+    /// The container directory.
     pub dir: &'a Path,
+    /// Where the network namespace and the managed /etc files (`hosts`, `hostname`,
+    /// `resolv.conf`) are: `dir`, or the joined container's dir with `NetworkMode::Container`.
+    pub net_dir: &'a Path,
     pub user: ResolvedUser,
     pub mounts: Vec<ResolvedMount>,
     pub host: &'a HostInfo,
@@ -267,11 +270,14 @@ pub fn build(inp: &SpecInputs<'_>) -> Result<Value, ContainerError> {
     let caps = security::capability_set(c.privileged, &c.cap_add, &c.cap_drop, &host.bounding)
         .map_err(ContainerError::Invalid)?;
     let hostname = hostname(c, host);
-    let args = process_args(c);
+    let mut args = process_args(c);
     if args.is_empty() {
         return Err(ContainerError::Invalid(
             "no command specified: the image has no CMD or ENTRYPOINT and none was given".into(),
         ));
+    }
+    if !c.init_path.is_empty() {
+        args = super::init::wrap(args);
     }
     let cwd = if c.working_dir.is_empty() {
         "/".to_owned()
@@ -320,12 +326,15 @@ pub fn build(inp: &SpecInputs<'_>) -> Result<Value, ContainerError> {
         if user_targets.contains(&target.as_str()) {
             continue;
         }
-        let src = inp.dir.join(f);
+        let src = inp.net_dir.join(f);
         let mut opts = vec!["rbind", "rprivate"];
         if c.read_only {
             opts.push("ro");
         }
         mounts.push(json!({"destination": target, "type": "bind", "source": src, "options": opts}));
+    }
+    if !c.init_path.is_empty() {
+        mounts.push(json!({"destination": super::init::INIT_TARGET, "type": "bind", "source": c.init_path, "options": ["rbind", "rprivate", "ro"]}));
     }
     let mut user_mounts = inp.mounts.clone();
     user_mounts.sort_by_key(|m| m.target.matches('/').count());
@@ -343,7 +352,7 @@ pub fn build(inp: &SpecInputs<'_>) -> Result<Value, ContainerError> {
         namespaces.push(json!({"type": "cgroup"}));
     }
     if c.network_mode != NetworkMode::Host {
-        namespaces.push(json!({"type": "network", "path": inp.dir.join("netns")}));
+        namespaces.push(json!({"type": "network", "path": inp.net_dir.join("netns")}));
     }
 
     let (device_nodes, device_rules) = devices(c)?;
@@ -424,6 +433,7 @@ mod tests {
             config: &cfg,
             rootfs: Path::new("/r/rootfs"),
             dir: Path::new("/r"),
+            net_dir: Path::new("/r"),
             user: ResolvedUser::default(),
             mounts: vec![ResolvedMount {
                 kind: "bind",
