@@ -228,7 +228,69 @@ pub fn create_and_start_with(
 pub fn in_helper(
     f: impl FnOnce() -> Result<String, ContainerError>,
 ) -> Result<String, ContainerError> {
-    use std::io::{Read, Write};
+    spawn_helper(f)?.finish()
+}
+
+/// A forked helper whose answer has not been read yet (see [`spawn_helper`]).
+#[derive(Debug)]
+pub struct Helper {
+    pub pid: i32,
+    answer: fs::File,
+}
+
+impl Helper {
+    /// Readable (or hung up) once the helper has answered or died: for a `poll(2)` loop.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.answer.as_raw_fd()
+    }
+
+    /// Reads the helper's answer to the end and reaps it (it may already have been reaped by
+    /// a `waitpid(-1)` of the caller: the answer is what counts).
+    pub fn finish(self) -> Result<String, ContainerError> {
+        use std::io::Read;
+        let mut msg = String::new();
+        let mut answer = self.answer;
+        let _ = answer.read_to_string(&mut msg);
+        let mut status = 0;
+        // SAFETY: reaping our own child with a valid status pointer.
+        unsafe {
+            libc::waitpid(self.pid, &mut status, 0);
+        }
+        if let Some(ok) = msg.strip_prefix("ok ") {
+            Ok(ok.to_owned())
+        } else if let Some(err) = msg.strip_prefix("err ") {
+            Err(ContainerError::Runtime(err.to_owned()))
+        } else {
+            Err(ContainerError::Runtime(format!(
+                "helper process failed (wait status {status})"
+            )))
+        }
+    }
+
+    /// Kills the helper (and so abandons its work) and reaps it.
+    pub fn cancel(self) {
+        let mut status = 0;
+        // SAFETY: a non-blocking wait on our own child. 0 means it is still ours and unreaped,
+        // so its pid cannot have been reused and the kill below reaches it; anything else
+        // means it is gone (reaped here or by a `waitpid(-1)` earlier) and must not be
+        // signalled.
+        let still_ours = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) } == 0;
+        if still_ours {
+            // SAFETY: see above.
+            unsafe {
+                libc::kill(self.pid, libc::SIGKILL);
+            }
+        }
+        let _ = self.finish();
+    }
+}
+
+/// Forks a helper that runs `f` and writes its answer to a pipe; the caller reads it with
+/// [`Helper::finish`], at once or when the pipe becomes readable.
+pub fn spawn_helper(
+    f: impl FnOnce() -> Result<String, ContainerError>,
+) -> Result<Helper, ContainerError> {
+    use std::io::Write;
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| ContainerError::Runtime(format!("pipe: {e}")))?;
     // SAFETY: callers are single-threaded (the supervisor), so the child is a full copy in
@@ -255,22 +317,10 @@ pub fn in_helper(
     // The parent's copies of whatever `f` captured (stdio fds) are closed here.
     drop(f);
     drop(w);
-    let mut msg = String::new();
-    let _ = fs::File::from(r).read_to_string(&mut msg);
-    let mut status = 0;
-    // SAFETY: reaping our own child with a valid status pointer.
-    unsafe {
-        libc::waitpid(pid, &mut status, 0);
-    }
-    if let Some(ok) = msg.strip_prefix("ok ") {
-        Ok(ok.to_owned())
-    } else if let Some(err) = msg.strip_prefix("err ") {
-        Err(ContainerError::Runtime(err.to_owned()))
-    } else {
-        Err(ContainerError::Runtime(format!(
-            "helper process failed (wait status {status})"
-        )))
-    }
+    Ok(Helper {
+        pid,
+        answer: fs::File::from(r),
+    })
 }
 
 /// Freezes (pause) or thaws (resume) the container through its cgroup freezer.

@@ -80,6 +80,9 @@ struct Sup {
     kill_at: Option<Instant>,
     stopping: bool,
     next_health: Option<Instant>,
+    /// The healthcheck running now, in a helper whose answer the loop polls for: a check may
+    /// take up to its timeout, and logs, attach and stop must not wait for it.
+    health_check: Option<runtime::Helper>,
     /// When to drop startup pages again, once the loop has settled (see `resident`).
     trim_at: Option<Instant>,
     started: Instant,
@@ -156,6 +159,7 @@ fn run(
             kill_at: None,
             stopping: false,
             next_health: None,
+            health_check: None,
             trim_at: None,
             started: Instant::now(),
         })
@@ -452,6 +456,7 @@ impl Sup {
             }
             self.poll_once(timeout);
             if let Some(status) = self.reap() {
+                self.cancel_healthcheck();
                 self.drain_outputs();
                 let _ = self.log.flush_partial();
                 self.outputs.clear();
@@ -518,6 +523,10 @@ impl Sup {
         for c in &self.clients {
             fds.push(pfd(c.stream.as_raw_fd()));
         }
+        let nclients = self.clients.len();
+        if let Some(h) = &self.health_check {
+            fds.push(pfd(h.fd()));
+        }
         let ms = timeout.map_or(-1, |d| d.as_millis().min(i32::MAX as u128) as i32);
         // SAFETY: `fds` is a live, correctly sized array of pollfd.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
@@ -544,8 +553,11 @@ impl Sup {
                 self.read_output(i);
             }
         }
+        if fds.get(2 + nout + nclients).is_some_and(|h| h.revents != 0) {
+            self.healthcheck_done();
+        }
         let mut gone = Vec::new();
-        for (i, c) in fds[2 + nout..].iter().enumerate() {
+        for (i, c) in fds[2 + nout..2 + nout + nclients].iter().enumerate() {
             if c.revents != 0 && !self.client_input(i) {
                 gone.push(i);
             }
@@ -749,24 +761,22 @@ impl Sup {
         }
     }
 
-    /// Runs one check. Exec, wait, and the state update all happen in a forked helper (the
-    /// supervisor keeps none of that code resident); the helper answers the next delay.
+    /// Starts one check. Exec, wait, and the state update all happen in a forked helper (the
+    /// supervisor keeps none of that code resident), which answers the next delay; the loop
+    /// picks the answer up in `healthcheck_done`.
     fn run_healthcheck(&mut self) {
+        self.next_health = None;
         let Some(hc) = self.config.healthcheck.clone() else {
-            self.next_health = None;
             return;
         };
         let Some(cmd) = health::command(&hc) else {
-            self.next_health = None;
             return;
         };
         let t = health::timing(&hc);
         let since = self.started.elapsed();
         let (store, dir, id) = (self.store.clone(), self.dir.clone(), self.id.clone());
         let (config, user) = (self.config.clone(), self.user.clone());
-        let timing = t.clone();
-        let out = runtime::in_helper(move || {
-            let t = timing;
+        let helper = runtime::spawn_helper(move || {
             let start = time::now();
             let (code, output) = exec_check(&dir, &id, &config, &user, cmd, t.timeout)
                 .unwrap_or_else(|e| (-1, e.to_string()));
@@ -785,15 +795,42 @@ impl Sup {
             })?;
             Ok(next.as_millis().to_string())
         });
-        let next = out
+        match helper {
+            Ok(h) => self.health_check = Some(h),
+            Err(_) => self.next_health = Some(Instant::now() + health::timing(&hc).interval),
+        }
+    }
+
+    /// The running check answered: schedule the next one.
+    fn healthcheck_done(&mut self) {
+        let Some(helper) = self.health_check.take() else {
+            return;
+        };
+        let interval = self
+            .config
+            .healthcheck
+            .as_ref()
+            .map(|h| health::timing(h).interval)
+            .unwrap_or(Duration::from_secs(30));
+        let next = helper
+            .finish()
             .ok()
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(Duration::from_millis)
-            .unwrap_or(t.interval);
-        self.next_health = Some(Instant::now() + next);
+            .unwrap_or(interval);
+        if !self.stopping {
+            self.next_health = Some(Instant::now() + next);
+        }
         // The kernel maps up to 64 KiB around every page fault (MADV_RANDOM does not stop
         // that), so even the little code a check runs here leaves pages behind: drop them.
         super::resident::trim();
+    }
+
+    /// Abandons a running check (the container is gone or going).
+    fn cancel_healthcheck(&mut self) {
+        if let Some(h) = self.health_check.take() {
+            h.cancel();
+        }
     }
 }
 
@@ -902,6 +939,7 @@ fn exec_check(
 impl Sup {
     /// Unmounts, removes with `--rm`, then tells waiters and attached clients the exit code.
     fn finish(&mut self, err: Option<&ContainerError>) {
+        self.cancel_healthcheck();
         let code = self
             .store
             .load(&self.id)
