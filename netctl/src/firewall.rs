@@ -82,10 +82,22 @@ pub fn render(
         let _ = writeln!(s, "    iifname \"{b}\" oifname \"{b}\" accept");
     }
     let _ = writeln!(s, "    ct status dnat accept");
-    let _ = writeln!(
-        s,
-        "    iifname \"{link_prefix}b*\" oifname \"{link_prefix}b*\" drop"
-    );
+    // Our bridges are named `<prefix>b…`, so one wildcard isolates them all (leftovers of a
+    // crash included); bridges named by the user (`com.docker.network.bridge.name`) are
+    // listed by name, against the wildcard and against each other.
+    let ours = format!("\"{link_prefix}b*\"");
+    let _ = writeln!(s, "    iifname {ours} oifname {ours} drop");
+    let custom: Vec<String> = nets
+        .iter()
+        .filter(|n| !n.bridge.starts_with(&format!("{link_prefix}b")))
+        .map(|n| format!("\"{}\"", n.bridge))
+        .collect();
+    if !custom.is_empty() {
+        let set = format!("{{ {} }}", custom.join(", "));
+        let _ = writeln!(s, "    iifname {set} oifname {ours} drop");
+        let _ = writeln!(s, "    iifname {ours} oifname {set} drop");
+        let _ = writeln!(s, "    iifname {set} oifname {set} drop");
+    }
     let _ = writeln!(s, "  }}");
 
     let _ = writeln!(s, "  chain prerouting {{");
@@ -265,5 +277,38 @@ mod tests {
         assert!(s.contains("ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.1.0.2:53"));
         assert!(s.contains("oifname \"rc1234baaaaaaaa\" ip saddr 127.0.0.0/8 masquerade"));
         assert!(s.contains("iifname \"rc1234b*\" oifname \"rc1234b*\" drop"));
+        assert!(!s.contains("iifname {"), "no custom bridge, no set: {s}");
+    }
+
+    #[test]
+    fn custom_bridge_names_are_isolated_too() {
+        let nets = [
+            net("a", "rc1234baaaaaaaa", "10.1.0.0/24", false),
+            net("x", "mybridge", "10.3.0.0/24", false),
+            net("y", "otherbr", "10.4.0.0/24", false),
+        ];
+        let s = render("rcompose", "rc1234", &nets, &[]);
+        let set = "{ \"mybridge\", \"otherbr\" }";
+        assert!(
+            s.contains(&format!("iifname {set} oifname \"rc1234b*\" drop")),
+            "{s}"
+        );
+        assert!(
+            s.contains(&format!("iifname \"rc1234b*\" oifname {set} drop")),
+            "{s}"
+        );
+        assert!(
+            s.contains(&format!("iifname {set} oifname {set} drop")),
+            "{s}"
+        );
+        // Traffic within one bridge is accepted before any of the drops.
+        let accept = s
+            .find("iifname \"mybridge\" oifname \"mybridge\" accept")
+            .unwrap();
+        assert!(
+            accept
+                < s.find(&format!("iifname {set} oifname {set} drop"))
+                    .unwrap()
+        );
     }
 }

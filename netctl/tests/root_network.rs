@@ -286,6 +286,52 @@ fn same_network_reaches_other_network_does_not() {
 }
 
 #[test]
+fn custom_named_bridges_are_isolated_too() {
+    require_root!();
+    let mut env = Env::new();
+    // Two user-named bridges (unique per run: names are global) and one of ours.
+    let tag = format!("{:04x}", std::process::id() % 0x10000);
+    let (bx, by) = (format!("rcx{tag}"), format!("rcy{tag}"));
+    for (name, subnet, bridge) in [
+        ("x", "10.213.7.0/24", Some(&bx)),
+        ("y", "10.213.8.0/24", Some(&by)),
+        ("z", "10.213.9.0/24", None),
+    ] {
+        let mut options = std::collections::BTreeMap::new();
+        if let Some(b) = bridge {
+            options.insert("com.docker.network.bridge.name".to_string(), b.clone());
+        }
+        env.nm
+            .create_network(&NetworkSpec {
+                name: name.into(),
+                ipam: vec![IpamConfig {
+                    subnet: Some(subnet.parse().expect("subnet")),
+                    ..Default::default()
+                }],
+                options,
+                ..Default::default()
+            })
+            .unwrap_or_else(|e| panic!("create {name}: {e}"));
+    }
+    let (x1, _) = env.container("x1", "x");
+    let (_, ip_x2) = env.container("x2", "x");
+    let (y1, ip_y1) = env.container("y1", "y");
+    let (z1, ip_z1) = env.container("z1", "z");
+    assert!(env.nss[x1].ping(&ip_x2.to_string()), "same custom bridge");
+    assert!(!env.nss[x1].ping(&ip_y1.to_string()), "custom to custom");
+    assert!(!env.nss[x1].ping(&ip_z1.to_string()), "custom to ours");
+    assert!(!env.nss[z1].ping(&ip_y1.to_string()), "ours to custom");
+    assert!(
+        !env.nss[y1].ping(&ip_x2.to_string()),
+        "custom to custom, back"
+    );
+    // The custom bridges go with their networks (the leftover check only knows our prefix).
+    drop(env);
+    let links = String::from_utf8_lossy(&sh(&["ip", "-o", "link", "show"]).stdout).into_owned();
+    assert!(!links.contains(&bx) && !links.contains(&by), "{links}");
+}
+
+#[test]
 fn published_tcp_port_answers_on_localhost_host_address_and_hairpin() {
     require_root!();
     let mut env = Env::new();
