@@ -2,7 +2,7 @@
 //! with a coloured `name  | ` prefix, followed until the containers stop.
 
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -56,7 +56,8 @@ pub struct Style {
 /// A serialised writer of prefixed lines.
 pub struct Printer {
     style: Style,
-    width: usize,
+    /// Prefix width: the longest container name seen.
+    width: AtomicUsize,
     lock: Mutex<()>,
 }
 
@@ -69,9 +70,14 @@ impl Printer {
             .unwrap_or(0);
         Printer {
             style,
-            width,
+            width: AtomicUsize::new(width),
             lock: Mutex::new(()),
         }
+    }
+
+    /// Makes room for the prefix of a container that appeared later.
+    pub fn widen(&self, name: &str) {
+        self.width.fetch_max(name.len(), Ordering::Relaxed);
     }
 
     /// Prints one entry of container `index` (for the colour).
@@ -79,7 +85,8 @@ impl Printer {
         let (on, off) = prefix_color(index, self.style.color);
         let mut line = String::new();
         if self.style.prefix {
-            line.push_str(&format!("{on}{name:<w$} |{off} ", w = self.width));
+            let w = self.width.load(Ordering::Relaxed);
+            line.push_str(&format!("{on}{name:<w$} |{off} "));
         }
         if self.style.timestamps {
             line.push_str(&e.time);

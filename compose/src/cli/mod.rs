@@ -4,6 +4,7 @@
 //! `run` function; this module only dispatches.
 
 pub mod attach;
+pub mod attached;
 pub mod build;
 pub mod config;
 pub mod container;

@@ -1,16 +1,16 @@
 //! `rcompose up` and `rcompose create`: observe, plan, execute; then wait, or stream the logs
 //! until the project stops.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
-use engine::container::logs::ReadOptions;
 use engine::container::ops::Engine;
 use engine::image::ImageStore;
 
+use super::attached::{self, Cascade, Outcome};
 use super::logs::{Printer, Style};
 use super::stack::{self, color_enabled, Progress, Stack};
 use super::GlobalOpts;
@@ -19,6 +19,7 @@ use crate::orchestrate::execute;
 use crate::orchestrate::local::{self, Local, LocalOptions};
 use crate::orchestrate::observe::Observed;
 use crate::orchestrate::plan::{self, Op, PullPolicy, UpOptions, World};
+use crate::orchestrate::OrchestrateError;
 
 #[derive(Debug, clap::Args)]
 pub struct UpArgs {
@@ -36,8 +37,8 @@ pub struct UpArgs {
     /// Don't recreate containers that exist, even if their configuration changed
     #[arg(long)]
     pub no_recreate: bool,
-    /// Recreate dependent containers
-    #[arg(long)]
+    /// Recreate the dependencies of the named services even when they are up to date
+    #[arg(long, conflicts_with = "no_recreate")]
     pub always_recreate_deps: bool,
     /// Don't start linked services
     #[arg(long)]
@@ -217,8 +218,8 @@ pub fn run(global: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
     if !a.no_build {
         build_missing(global, &st, &a)?;
     }
-    let world = observe_world(global, &st, &engine)?;
-    let opts = UpOptions {
+    let mut world = observe_world(global, &st, &engine)?;
+    let mut opts = UpOptions {
         services: a.services.clone(),
         no_deps: a.no_deps,
         force_recreate: a.force_recreate,
@@ -233,7 +234,7 @@ pub fn run(global: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
         }),
         scale: parse_scale(&a.scale)?,
     };
-    let up = plan::plan_up(&st.project, &st.hashes, &world, &opts)?;
+    let mut up = plan::plan_up(&st.project, &st.hashes, &world, &opts)?;
     if !up.orphans.is_empty() {
         eprintln!(
             "WARN Found orphan containers ({}) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.",
@@ -252,32 +253,44 @@ pub fn run(global: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
             remove_anon_volumes: false,
         },
     )?;
+    // The second plan below creates the same containers: a taken port fails before any pull.
     preflight_ports(&backend, &up.plan)?;
     let progress = Progress::new(false);
     let quiet_pull = a.quiet_pull;
-    let errors = execute::run(
-        &up.plan,
-        &backend,
-        stack::parallel_limit(a.parallel),
-        &|e| {
-            if quiet_pull {
-                let op = match &e {
-                    execute::Event::Started(op)
-                    | execute::Event::Done(op)
-                    | execute::Event::Skipped(op)
-                    | execute::Event::Failed(op, _) => op,
-                };
-                if matches!(op, Op::PullImage { .. }) && !matches!(e, execute::Event::Failed(..)) {
-                    return;
-                }
+    let on_event = |e: execute::Event<'_>| {
+        if quiet_pull {
+            let op = match &e {
+                execute::Event::Started(op)
+                | execute::Event::Done(op)
+                | execute::Event::Skipped(op)
+                | execute::Event::Failed(op, _) => op,
+            };
+            if matches!(op, Op::PullImage { .. }) && !matches!(e, execute::Event::Failed(..)) {
+                return;
             }
-            progress.event(e)
-        },
-    );
-    if !errors.is_empty() {
-        for (_, e) in &errors {
-            eprintln!("Error: {e}");
         }
+        progress.event(e)
+    };
+    let parallel = stack::parallel_limit(a.parallel);
+    // Images first, then the containers planned against the images that are there now: a tag
+    // that moved on the registry recreates its containers (docker compose pulls before it
+    // converges).
+    let pulls = up.plan.only(|op| matches!(op, Op::PullImage { .. }));
+    if !pulls.is_empty() {
+        if failed(&execute::run(&pulls, &backend, parallel, &on_event)) {
+            return Ok(1);
+        }
+        world = observe_world(global, &st, &engine)?;
+        opts.pull = Some(PullPolicy::Never);
+        up = plan::plan_up(&st.project, &st.hashes, &world, &opts)?;
+    }
+    let attach = !(a.detach || a.wait || a.no_start);
+    let offsets = if attach {
+        log_offsets(&engine, &world.observed)
+    } else {
+        HashMap::new()
+    };
+    if failed(&execute::run(&up.plan, &backend, parallel, &on_event)) {
         return Ok(1);
     }
     if a.no_start {
@@ -290,7 +303,29 @@ pub fn run(global: &GlobalOpts, a: UpArgs) -> anyhow::Result<i32> {
     if a.detach {
         return Ok(0);
     }
-    attached(global, &engine, &st, &selected, &a)
+    attached(global, &engine, &st, &selected, &a, offsets)
+}
+
+/// Reports the steps that failed; true when there were any.
+fn failed(errors: &[(petgraph::graph::NodeIndex, String)]) -> bool {
+    for (_, e) in errors {
+        eprintln!("Error: {e}");
+    }
+    !errors.is_empty()
+}
+
+/// How far each existing container's log goes now.
+fn log_offsets(engine: &Engine, observed: &Observed) -> HashMap<String, u64> {
+    observed
+        .services
+        .values()
+        .flatten()
+        .filter_map(|e| {
+            let path = engine::container::logs::path(&engine.store.dir(&e.id), &e.id);
+            let len = std::fs::metadata(path).ok()?.len();
+            Some((e.id.clone(), len))
+        })
+        .collect()
 }
 
 /// Builds the images of selected services that have a `build:` section and whose image is
@@ -373,7 +408,7 @@ fn wait_ready(
             if now.state.is_active() {
                 Ok(())
             } else {
-                Err(crate::orchestrate::OrchestrateError::Dependency(format!(
+                Err(OrchestrateError::Dependency(format!(
                     "container {} exited ({})",
                     c.config.name, now.state.exit_code
                 )))
@@ -386,6 +421,17 @@ fn wait_ready(
                 &c.config.name,
                 if healthy { "Healthy" } else { "Running" },
             ),
+            Err(OrchestrateError::Timeout { .. }) => {
+                let secs = timeout.unwrap_or_default();
+                let what = if healthy { "healthy" } else { "running" };
+                progress.line(
+                    "✘",
+                    "Container",
+                    &c.config.name,
+                    &format!("Error: not {what} after {secs}s (--wait-timeout)"),
+                );
+                failed = true;
+            }
             Err(e) => {
                 progress.line("✘", "Container", &c.config.name, &format!("Error: {e}"));
                 failed = true;
@@ -403,8 +449,9 @@ fn attached(
     st: &Stack,
     selected: &[String],
     a: &UpArgs,
+    offsets: HashMap<String, u64>,
 ) -> anyhow::Result<i32> {
-    let attach_to: Vec<String> = if a.attach.is_empty() {
+    let show: Vec<String> = if a.attach.is_empty() {
         selected
             .iter()
             .filter(|s| {
@@ -416,14 +463,13 @@ fn attached(
     } else {
         a.attach.clone()
     };
-    let list = stack::containers(engine, &st.project.name, &attach_to, false)?;
     let printer = Printer::new(
         Style {
             timestamps: a.timestamps,
             prefix: !a.no_log_prefix,
             color: color_enabled(a.no_color),
         },
-        &list,
+        &stack::containers(engine, &st.project.name, &show, false)?,
     );
     let interrupts = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -440,63 +486,37 @@ fn attached(
             }
         });
     }
-    let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
-    // A watcher ends the streams when the run should end early (abort flags).
-    let all_names: Vec<String> = stack::containers(engine, &st.project.name, selected, false)?
-        .iter()
-        .map(|c| c.config.name.clone())
-        .collect();
-    let exit_code = Arc::new(AtomicUsize::new(0));
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let stop_w = stop.clone();
-        let engine_w = engine.clone();
-        let names = all_names.clone();
-        let failure = a.abort_on_container_failure;
-        scope.spawn(move || loop {
-            if stop_w.load(Ordering::SeqCst) {
-                return;
-            }
-            let mut any_active = false;
-            for n in &names {
-                if let Ok(c) = engine_w.store.find(n) {
-                    let active = c.state.is_active();
-                    any_active |= active;
-                    let exited = c.state.status == engine::container::record::Status::Exited;
-                    if exited && (abort || (failure && c.state.exit_code != 0)) {
-                        stop_w.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                }
-            }
-            if !any_active {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        });
-        super::logs::stream(
-            engine,
-            &list,
-            &printer,
-            &ReadOptions::default(),
-            true,
-            &stop,
-        )?;
-        Ok(())
-    })?;
-    if !stop.load(Ordering::SeqCst) {
-        for c in &list {
-            if let Ok(now) = engine.store.find(c.id()) {
-                if !now.state.is_active() {
-                    printer.note(&format!(
-                        "{} exited with code {}",
-                        now.config.name, now.state.exit_code
-                    ));
-                }
-            }
+    let cascade = if a.abort_on_container_exit || a.exit_code_from.is_some() {
+        Cascade::Exit
+    } else if a.abort_on_container_failure {
+        Cascade::Failure
+    } else {
+        Cascade::None
+    };
+    let outcome = attached::run(
+        engine,
+        &printer,
+        &attached::Options {
+            project: &st.project.name,
+            watch: selected,
+            show: &show,
+            cascade,
+            offsets,
+        },
+        &stop,
+    )?;
+    let mut exit_code = 0;
+    match outcome {
+        Outcome::Stopped => {}
+        Outcome::Interrupted => {
+            printer.note("Gracefully stopping... (press Ctrl+C again to force)");
+        }
+        Outcome::Aborted { exit_code: code } => {
+            printer.note("Aborting on container exit...");
+            exit_code = code;
         }
     }
-    if stop.load(Ordering::SeqCst) {
-        printer.note("Gracefully stopping... (press Ctrl+C again to force)");
+    if outcome != Outcome::Stopped {
         let backend = st.backend(
             global,
             LocalOptions {
@@ -504,7 +524,12 @@ fn attached(
                 ..Default::default()
             },
         )?;
-        let names = all_names.clone();
+        // What runs now: containers may have been replaced since `up` started them.
+        let names: Vec<String> = stack::containers(engine, &st.project.name, selected, false)?
+            .into_iter()
+            .filter(|c| c.state.is_active())
+            .map(|c| c.config.name)
+            .collect();
         let seen = interrupts.load(Ordering::SeqCst);
         let engine = &backend.engine;
         std::thread::scope(|scope| {
@@ -535,11 +560,8 @@ fn attached(
     if let Some(svc) = &a.exit_code_from {
         let list = stack::containers(engine, &st.project.name, std::slice::from_ref(svc), false)?;
         if let Some(c) = list.first() {
-            exit_code.store(
-                usize::try_from(c.state.exit_code).unwrap_or(1),
-                Ordering::SeqCst,
-            );
+            exit_code = c.state.exit_code;
         }
     }
-    Ok(i32::try_from(exit_code.load(Ordering::SeqCst)).unwrap_or(1))
+    Ok(exit_code)
 }

@@ -234,6 +234,16 @@ impl Local {
         if !plan.ports.is_empty() {
             self.nm()?.check_ports(&plan.ports)?;
         }
+        let c = self.create_record(&mut plan, anon_volumes)?;
+        self.fill_or_remove(c, &plan, anon_volumes.is_empty())
+    }
+
+    /// The engine's container of a plan (its id chosen here), not yet networked or filled.
+    fn create_record(
+        &self,
+        plan: &mut ContainerPlan,
+        anon_volumes: &[(String, String)],
+    ) -> Result<Container, OrchestrateError> {
         let cid = id::generate_id();
         plan.config.id = cid.clone();
         let files_dir = self.engine.store.dir(&cid).join("files");
@@ -260,16 +270,27 @@ impl Local {
                 }),
             }
         }
-        let c = self.engine.create(CreateOptions {
+        Ok(self.engine.create(CreateOptions {
             config: plan.config.clone(),
             entrypoint_set: plan.entrypoint_set,
-        })?;
-        if let Err(e) = self.fill(&c, &plan, &files_dir) {
+        })?)
+    }
+
+    /// Fills a created container (see `fill`); on failure the container is removed, with its
+    /// anonymous volumes unless they were carried over from a container it replaces.
+    fn fill_or_remove(
+        &self,
+        c: Container,
+        plan: &ContainerPlan,
+        remove_volumes: bool,
+    ) -> Result<Container, OrchestrateError> {
+        let files_dir = self.engine.store.dir(c.id()).join("files");
+        if let Err(e) = self.fill(&c, plan, &files_dir) {
             let _ = self.nm().map(|mut nm| {
                 let _ = nm.unpublish(c.id());
                 let _ = nm.detach_all(c.id());
             });
-            let _ = self.engine.remove(c.id(), true, true);
+            let _ = self.engine.remove(c.id(), true, remove_volumes);
             return Err(e);
         }
         Ok(c)
@@ -399,25 +420,54 @@ impl Local {
         released
     }
 
+    /// Replaces a container as docker compose does: the new one is created first under a
+    /// temporary name (`<old id prefix>_<name>`), then the old one is stopped and removed, the
+    /// new one renamed and networked (addresses and ports are free by then). Whoever watches
+    /// the project (an attached `up` in another process) so never sees the replica missing.
     fn recreate(&self, service: &str, number: u32, old_id: &str) -> Result<(), OrchestrateError> {
+        let old = match self.engine.store.find(old_id) {
+            Ok(c) => c,
+            Err(ContainerError::NotFound(_)) => {
+                return self.create_container(service, number, &[]).map(|_| ())
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut anon = Vec::new();
-        if let Ok(old) = self.engine.store.find(old_id) {
-            if !self.opts.renew_anon_volumes {
-                for m in &old.config.mounts {
-                    if m.kind == MountKind::Volume
-                        && self
-                            .engine
-                            .volumes
-                            .get(&m.source)
-                            .is_ok_and(|v| v.anonymous)
-                    {
-                        anon.push((m.target.clone(), m.source.clone()));
-                    }
+        if !self.opts.renew_anon_volumes {
+            for m in &old.config.mounts {
+                if m.kind == MountKind::Volume
+                    && self
+                        .engine
+                        .volumes
+                        .get(&m.source)
+                        .is_ok_and(|v| v.anonymous)
+                {
+                    anon.push((m.target.clone(), m.source.clone()));
                 }
             }
         }
-        self.remove_container(old_id, self.opts.renew_anon_volumes)?;
-        self.create_container(service, number, &anon)?;
+        let mut plan = self.container_plan(service, number)?;
+        let name = std::mem::take(&mut plan.config.name);
+        let prefix: String = old.id().chars().take(12).collect();
+        plan.config.name = format!("{prefix}_{name}");
+        let new = self.create_record(&mut plan, &anon)?;
+        let fresh_volumes = anon.is_empty();
+        let swapped = self
+            .remove_container(old.id(), self.opts.renew_anon_volumes)
+            .and_then(|()| Ok(self.engine.store.rename(new.id(), &name)?))
+            .and_then(|()| {
+                if !plan.ports.is_empty() {
+                    self.nm()?.check_ports(&plan.ports)?;
+                }
+                Ok(())
+            });
+        if let Err(e) = swapped {
+            let _ = self.engine.remove(new.id(), true, fresh_volumes);
+            return Err(e);
+        }
+        plan.config.name = name;
+        let new = self.engine.store.load(new.id())?;
+        self.fill_or_remove(new, &plan, fresh_volumes)?;
         Ok(())
     }
 
@@ -555,10 +605,10 @@ pub fn wait_condition(
             }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(fail(format!(
-                "timed out waiting for container {name} to be {}",
-                cond.as_str()
-            )));
+            return Err(OrchestrateError::Timeout {
+                container: name.to_owned(),
+                condition: cond.as_str(),
+            });
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -32,6 +32,11 @@ pub enum OrchestrateError {
     Op { what: String, msg: String },
     #[error("dependency failed to start: {0}")]
     Dependency(String),
+    #[error("timed out waiting for container {container} to be {condition}")]
+    Timeout {
+        container: String,
+        condition: &'static str,
+    },
 }
 
 /// A project named `p` loaded from `yaml` (unit tests of the reconciler and its commands).

@@ -159,6 +159,25 @@ impl Plan {
         self.ordered().into_iter().map(move |i| &self.graph[i])
     }
 
+    /// The steps whose operation `keep` accepts, with the edges between them.
+    pub fn only(&self, keep: impl Fn(&Op) -> bool) -> Plan {
+        let mut out = Plan::default();
+        let mut map = HashMap::new();
+        for i in self.graph.node_indices() {
+            if keep(&self.graph[i].op) {
+                map.insert(i, out.graph.add_node(self.graph[i].clone()));
+            }
+        }
+        for e in self.graph.edge_indices() {
+            if let Some((a, b)) = self.graph.edge_endpoints(e) {
+                if let (Some(x), Some(y)) = (map.get(&a), map.get(&b)) {
+                    out.graph.add_edge(*x, *y, self.graph[e]);
+                }
+            }
+        }
+        out
+    }
+
     /// Whether anything but `Keep` is planned.
     pub fn changes_something(&self) -> bool {
         self.graph
@@ -211,8 +230,10 @@ pub struct UpOptions {
     /// Services named on the command line (empty: all).
     pub services: Vec<String>,
     pub no_deps: bool,
+    /// Recreate the named services (all when none is named) even when up to date.
     pub force_recreate: bool,
     pub no_recreate: bool,
+    /// Recreate the dependencies the named services pull in even when up to date.
     pub always_recreate_deps: bool,
     pub no_start: bool,
     pub remove_orphans: bool,
@@ -394,7 +415,14 @@ pub fn plan_up(
         let existing = world.observed.of(key);
         let image = svc.image_or_default(project);
         let hash = hashes.get(key).cloned().unwrap_or_default();
-        let deps_changed = svc.depends_on.keys().any(|d| changed.contains(d));
+        // docker compose's two strategies: services named on the command line follow
+        // --force-recreate, the dependencies they pull in follow --always-recreate-deps.
+        let named = opts.services.is_empty() || opts.services.contains(key);
+        let forced = if named {
+            opts.force_recreate
+        } else {
+            opts.always_recreate_deps
+        };
         // `network_mode: service:X` joins X's first container: it must exist (and run) first,
         // and a new X means a new namespace to join.
         let joins = svc.network_mode_service();
@@ -449,8 +477,10 @@ pub fn plan_up(
                     true,
                 ),
                 Some(e) => {
-                    let cause = if opts.force_recreate {
+                    let cause = if forced && named {
                         Some("--force-recreate".to_string())
+                    } else if forced {
+                        Some("dependency of a named service (--always-recreate-deps)".to_string())
                     } else if opts.no_recreate {
                         None
                     } else if e.config_hash != hash {
@@ -467,8 +497,6 @@ pub fn plan_up(
                         Some(format!(
                             "joins the network namespace of {j}, whose container was replaced"
                         ))
-                    } else if deps_changed && opts.always_recreate_deps {
-                        Some("a dependency was recreated (--always-recreate-deps)".to_string())
                     } else {
                         None
                     };
@@ -909,6 +937,65 @@ mod tests {
             .plan
             .to_string()
             .contains("Removing    Container p-old-1  (orphan"));
+    }
+
+    #[test]
+    fn force_recreate_acts_on_named_services_always_recreate_deps_on_their_dependencies() {
+        let p = project(STACK);
+        let w = converged(&p);
+        let plan = |opts: UpOptions| plan_up(&p, &hashes(&p), &w, &opts).unwrap().plan;
+        let text = plan(UpOptions {
+            services: vec!["web".into()],
+            force_recreate: true,
+            ..Default::default()
+        })
+        .to_string();
+        assert!(
+            text.contains("Recreating  Container p-web-1  (--force-recreate)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Running     Container p-db-1  (up to date)"),
+            "{text}"
+        );
+        let text = plan(UpOptions {
+            services: vec!["web".into()],
+            always_recreate_deps: true,
+            ..Default::default()
+        })
+        .to_string();
+        assert!(
+            text.contains("Recreating  Container p-db-1  (dependency of a named service"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Running     Container p-web-1  (up to date)"),
+            "{text}"
+        );
+        // Nothing named: every service is named, so no service is a mere dependency.
+        let quiet = plan(UpOptions {
+            always_recreate_deps: true,
+            ..Default::default()
+        });
+        assert!(!quiet.changes_something(), "{quiet}");
+    }
+
+    #[test]
+    fn only_keeps_the_chosen_steps() {
+        let p = project(STACK);
+        let full = plan_up(&p, &hashes(&p), &World::default(), &UpOptions::default())
+            .unwrap()
+            .plan;
+        let pulls = full.only(|op| matches!(op, Op::PullImage { .. }));
+        assert_eq!(
+            pulls.to_string(),
+            "Pulling     Image busybox  (not present locally)\n"
+        );
+        let containers = full.only(|op| op.container().is_some());
+        assert_eq!(containers.graph.node_count(), 4, "{containers}");
+        assert!(containers
+            .to_string()
+            .contains("Starting    Container p-web-1  (created) after p-db-1 service_healthy"));
     }
 
     #[test]

@@ -201,14 +201,15 @@ pub fn read(path: &Path, o: &ReadOptions) -> io::Result<(Vec<Entry>, u64)> {
 
 /// Follows the current file from `offset`, calling `emit` per entry, until `done()` says the
 /// writer is gone and the file is drained. Handles rotation (the file shrinking or being
-/// replaced) by starting the new file from the top.
+/// replaced) by starting the new file from the top. Returns the offset after the last whole
+/// entry read, where a later follow of the same file goes on.
 pub fn follow(
     path: &Path,
     mut offset: u64,
     o: &ReadOptions,
     mut emit: impl FnMut(&Entry) -> io::Result<()>,
     mut done: impl FnMut() -> bool,
-) -> io::Result<()> {
+) -> io::Result<u64> {
     let mut partial = String::new();
     loop {
         let finished = done();
@@ -233,7 +234,7 @@ pub fn follow(
                     if o.until
                         .is_some_and(|u| super::time::parse_rfc3339(&e.time).is_some_and(|t| t > u))
                     {
-                        return Ok(());
+                        return Ok(offset);
                     }
                     if in_window(&e, o) {
                         emit(&e)?;
@@ -243,7 +244,7 @@ pub fn follow(
             }
         }
         if finished {
-            return Ok(());
+            return Ok(offset.saturating_sub(partial.len() as u64));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
