@@ -172,12 +172,9 @@ fn node_at_path(root: &Node, path: &serde_path_to_error::Path) -> Option<crate::
     let mut loc = None;
     for seg in path.iter() {
         let next = match seg {
-            Segment::Map { key } => node.as_map().and_then(|entries| {
-                entries
-                    .iter()
-                    .find(|(k, _)| k.name == *key)
-                    .map(|(_, v)| v)
-            }),
+            Segment::Map { key } => node
+                .as_map()
+                .and_then(|entries| entries.iter().find(|(k, _)| k.name == *key).map(|(_, v)| v)),
             Segment::Seq { index } => node.as_seq().and_then(|items| items.get(*index)),
             Segment::Enum { .. } => Some(node),
             Segment::Unknown => None,
