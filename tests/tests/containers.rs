@@ -5,12 +5,12 @@
 //! of the root with `rm -f` when dropped, before the state root's own cleanup, so a failing
 //! test leaves no supervisor, container process, mount, netns or cgroup behind.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use e2e::{fixtures, push, require_root, Registry, TestEnv};
+use e2e::{exec_ok, fixtures, free_subnet, push, require_root, unique_name, Registry, TestEnv};
 
 /// A test env with the busybox image pulled as `busybox`, and cleanup of containers on drop.
 struct Containers {
@@ -724,4 +724,246 @@ fn interactive_stdin_is_piped_through() {
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+}
+
+/// One `stats --no-stream --format json` row per container, in the order asked.
+fn stats_rows(t: &Containers, names: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["stats", "--no-stream", "--format", "json"];
+    args.extend_from_slice(names);
+    t.ok(&args)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stats row is JSON"))
+        .collect()
+}
+
+/// Bytes from docker's decimal size (`8.39MB`, `1e+03kB`, `0B`).
+fn decimal_bytes(s: &str) -> f64 {
+    let number = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let scale = match &s[number.len()..] {
+        "B" => 1e0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        unit => panic!("unknown unit {unit:?} in {s:?}"),
+    };
+    number.parse::<f64>().expect("a number") * scale
+}
+
+/// The two sides of an `X / Y` column, in bytes.
+fn io_pair(v: &serde_json::Value) -> (f64, f64) {
+    let text = v.as_str().expect("a string column");
+    let (a, b) = text.split_once(" / ").expect("X / Y");
+    (decimal_bytes(a), decimal_bytes(b))
+}
+
+/// Makes the kernel count block I/O in v1 blkio cgroups on the disk holding `dir`.
+///
+/// On a v1 hierarchy without BFQ only `blkio.throttle.*` counts, and since Linux 6.10 only on a
+/// disk where blk-throttle was set up, which happens the first time any cgroup gets a throttle
+/// rule for it (and lasts until the disk goes away). So this sets and clears a rule without a
+/// limit on that disk, in a cgroup of its own that is removed again. v2's `io.stat` always
+/// counts: nothing to do there.
+fn enable_blkio_accounting(dir: &Path) {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).expect("stat state root").dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    assert!(
+        major != 0,
+        "{} is not on a block device, so no block I/O can be counted: point {} at a disk",
+        dir.display(),
+        e2e::TMPDIR_ENV
+    );
+    // Throttle rules take whole disks, not partitions.
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    let disk = if sys.join("partition").exists() {
+        std::fs::read_to_string(sys.join("../dev")).expect("the partition's disk")
+    } else {
+        format!("{major}:{minor}")
+    };
+    struct Cgroup(PathBuf);
+    impl Drop for Cgroup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let cg = Cgroup(PathBuf::from("/sys/fs/cgroup/blkio").join(unique_name("rc-e2e-")));
+    std::fs::create_dir(&cg.0).expect("a blkio cgroup");
+    let rule = cg.0.join("blkio.throttle.write_bps_device");
+    let disk = disk.trim();
+    std::fs::write(&rule, format!("{disk} {}", u64::MAX / 2)).expect("set a throttle rule");
+    std::fs::write(&rule, format!("{disk} 0")).expect("clear the throttle rule");
+}
+
+#[test]
+fn stats_count_block_io() {
+    let t = Containers::new();
+    enable_blkio_accounting(t.env.root());
+    t.ok(&["run", "-d", "--name", "disk", "busybox", "sleep", "1000"]);
+    let before = stats_rows(&t, &["disk"]);
+    let (read0, written0) = io_pair(&before[0]["BlockIO"]);
+    // Direct I/O: the bytes go to the disk now, from the container's own cgroup (writeback of
+    // cached pages could be charged elsewhere, or later).
+    t.ok(&[
+        "exec",
+        "disk",
+        "dd",
+        "if=/dev/zero",
+        "of=/f",
+        "bs=1M",
+        "count=8",
+        "oflag=direct",
+    ]);
+    t.ok(&[
+        "exec",
+        "disk",
+        "dd",
+        "if=/f",
+        "of=/dev/null",
+        "bs=1M",
+        "iflag=direct",
+    ]);
+    let after = stats_rows(&t, &["disk"]);
+    let (read, written) = io_pair(&after[0]["BlockIO"]);
+    eprintln!(
+        "BLOCK I/O before {}, after {}",
+        before[0]["BlockIO"], after[0]["BlockIO"]
+    );
+    assert!(
+        written - written0 >= 8e6 && read - read0 >= 8e6,
+        "8 MiB written and read, stats show {} then {}",
+        before[0]["BlockIO"],
+        after[0]["BlockIO"]
+    );
+    let table = t.ok(&["stats", "--no-stream", "disk"]);
+    assert!(table.contains("BLOCK I/O"), "{table}");
+    let written_text = after[0]["BlockIO"]
+        .as_str()
+        .and_then(|s| s.split(" / ").nth(1))
+        .expect("written column");
+    assert!(table.contains(&format!(" / {written_text}")), "{table}");
+}
+
+fn http_yaml(subnet: &str) -> String {
+    format!(
+        r#"services:
+  server:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+  client:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+networks:
+  default:
+    ipam:
+      config: [{{subnet: {subnet}}}]
+"#
+    )
+}
+
+/// A script serving 3 MB at `http://$0/big`: busybox httpd listens before it goes to the
+/// background, so the file can be fetched as soon as this returns.
+const SERVE: &str = "mkdir /www && dd if=/dev/zero of=/www/big bs=1000 count=3000 2>/dev/null && \
+    httpd -p \"$0\" -h /www </dev/null >/dev/null 2>&1";
+
+/// `down -v` of the env's project when dropped. Declared after the [`Containers`], it runs
+/// before their `rm -f`, which would leave the network's endpoints behind (`container rm` does
+/// not detach from project networks) and so the network and its bridge.
+struct Down<'a>(&'a TestEnv);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        match self.0.run(["down", "-v", "-t", "1"]) {
+            Ok(out) if !out.success() => eprintln!("down: {out}"),
+            Ok(_) => {}
+            Err(e) => eprintln!("down: {e}"),
+        }
+    }
+}
+
+#[test]
+fn stats_count_network_io_outside_loopback() {
+    let t = Containers::new();
+    t.env
+        .write_file("compose.yaml", http_yaml(&free_subnet(221)))
+        .expect("write compose file");
+    let _down = Down(&t.env);
+    t.env.run_ok(["up", "-d"]).expect("up");
+    exec_ok(&t.env, "server", &["sh", "-c", SERVE, "80"]);
+    exec_ok(
+        &t.env,
+        "client",
+        &["wget", "-q", "-O", "/dev/null", "http://server/big"],
+    );
+    // The project's `stats` (through `container stats`), one JSON row per container.
+    let out = t
+        .env
+        .run_ok(["stats", "--no-stream", "--format", "json"])
+        .expect("stats")
+        .stdout;
+    let row = |svc: &str| -> serde_json::Value {
+        let name = format!("{}-{svc}-1", t.env.project());
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("stats row is JSON"))
+            .find(|r| r["Name"] == name.as_str())
+            .unwrap_or_else(|| panic!("no row for {name}: {out}"))
+    };
+    let (server, client) = (row("server"), row("client"));
+    let (server_rx, server_tx) = io_pair(&server["NetIO"]);
+    let (client_rx, client_tx) = io_pair(&client["NetIO"]);
+    let shown = format!("server {}, client {}", server["NetIO"], client["NetIO"]);
+    eprintln!("NET I/O: {shown}");
+    assert!(server_tx >= 3e6 && client_rx >= 3e6, "3 MB sent: {shown}");
+    assert!(
+        server_rx < 1e6 && client_tx < 1e6,
+        "a request each way: {shown}"
+    );
+    let client_id = client["ID"].as_str().expect("an id");
+    let table = t.ok(&["stats", "--no-stream", client_id]);
+    assert!(
+        table.contains("NET I/O") && table.contains("MB / "),
+        "{table}"
+    );
+
+    // Loopback traffic is not counted, nor are the host's interfaces.
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loner",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    t.ok(&["exec", "loner", "sh", "-c", SERVE, "127.0.0.1:8080"]);
+    t.ok(&[
+        "exec",
+        "loner",
+        "wget",
+        "-q",
+        "-O",
+        "/dev/null",
+        "http://127.0.0.1:8080/big",
+    ]);
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hosty",
+        "--network",
+        "host",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    for row in stats_rows(&t, &["loner", "hosty"]) {
+        assert_eq!(row["NetIO"], "0B / 0B", "{row}");
+    }
 }

@@ -16,6 +16,7 @@ pub mod fs;
 pub mod health;
 pub mod id;
 pub mod logs;
+pub mod netio;
 pub mod netns;
 pub mod ops;
 pub mod record;
