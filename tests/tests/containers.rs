@@ -967,3 +967,163 @@ fn stats_count_network_io_outside_loopback() {
         assert_eq!(row["NetIO"], "0B / 0B", "{row}");
     }
 }
+
+/// Removes a file when dropped: whatever a failing test may have put there.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The overlay of a container that does not run is not left mounted (nor anything in it).
+fn assert_rootfs_unmounted(t: &Containers, id: &str) {
+    let rootfs = t.env.root().join("containers").join(id).join("rootfs");
+    let mounts = t.env.state_root().mounts().expect("mounts");
+    assert!(!mounts.iter().any(|m| m.starts_with(&rootfs)), "{mounts:?}");
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn cp_sees_volumes_and_bind_mounts_running_or_not() {
+    let t = Containers::new();
+    let work = t.env.work_dir();
+    let (bind, ro) = (work.join("bind"), work.join("ro"));
+    std::fs::create_dir_all(&bind).expect("mkdir");
+    std::fs::create_dir_all(&ro).expect("mkdir");
+    let w = |p: &Path| p.to_str().expect("utf8").to_owned();
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "vols",
+        "-v",
+        "cpdata:/data",
+        "-v",
+        &format!("{}:/b", w(&bind)),
+        "-v",
+        &format!("{}:/ro:ro", w(&ro)),
+        "--tmpfs",
+        "/scratch",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    t.ok(&[
+        "exec",
+        "vols",
+        "sh",
+        "-c",
+        "echo in-volume > /data/v.txt && echo in-bind > /b/b.txt && \
+         echo in-tmpfs > /scratch/t.txt && ln -s /../../etc /data/up",
+    ]);
+    let id = t.inspect("vols", "{{.Id}}");
+    let volume = t.env.root().join("volumes/cpdata/_data");
+    let upper = t.env.root().join("containers").join(&id).join("upper");
+    let hostname = t.ok(&["exec", "vols", "cat", "/etc/hostname"]);
+    let host_hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    assert_ne!(hostname, host_hostname);
+    let input = work.join("in.txt");
+    std::fs::write(&input, "copied in\n").expect("write");
+    let escapes = [unique_name("rc-cp-"), unique_name("rc-cp-")];
+    let _cleanup: Vec<RemoveOnDrop> = escapes
+        .iter()
+        .map(|n| RemoveOnDrop(Path::new("/etc").join(n)))
+        .collect();
+
+    // Running: the volume, the bind mount and the tmpfs are seen.
+    for (src, dest, want) in [
+        ("vols:/data/v.txt", "run-v", "in-volume\n"),
+        ("vols:/b/b.txt", "run-b", "in-bind\n"),
+        ("vols:/scratch/t.txt", "run-t", "in-tmpfs\n"),
+    ] {
+        t.ok(&["cp", src, &w(&work.join(dest))]);
+        assert_eq!(read(&work.join(dest)), want, "{src}");
+    }
+    t.ok(&["cp", "vols:/data", &w(&work.join("run-data"))]);
+    assert_eq!(read(&work.join("run-data/v.txt")), "in-volume\n");
+    assert_eq!(
+        std::fs::read_link(work.join("run-data/up")).expect("a symlink"),
+        Path::new("/../../etc")
+    );
+    // The symlink to /../../etc is the container's /etc, both ways.
+    t.ok(&["cp", "vols:/data/up/hostname", &w(&work.join("run-hn"))]);
+    assert_eq!(read(&work.join("run-hn")), hostname);
+    t.ok(&["cp", &w(&input), "vols:/data/"]);
+    assert_eq!(read(&volume.join("in.txt")), "copied in\n");
+    let through = format!("vols:/data/up/{}", escapes[0]);
+    t.ok(&["cp", &w(&input), &through]);
+    assert!(!Path::new("/etc").join(&escapes[0]).exists(), "escaped");
+    assert_eq!(
+        t.ok(&["exec", "vols", "cat", &format!("/etc/{}", escapes[0])]),
+        "copied in\n"
+    );
+    assert!(!t.c(&["cp", &w(&input), "vols:/ro/"]).success());
+    assert!(!ro.join("in.txt").exists());
+
+    t.ok(&["stop", "-t", "1", "vols"]);
+    // Stopped: the volume and the bind mount are seen, the tmpfs is gone.
+    for (src, dest, want) in [
+        ("vols:/data/v.txt", "stop-v", "in-volume\n"),
+        ("vols:/data/in.txt", "stop-in", "copied in\n"),
+        ("vols:/b/b.txt", "stop-b", "in-bind\n"),
+        ("vols:/data/up/hostname", "stop-hn", hostname.as_str()),
+    ] {
+        t.ok(&["cp", src, &w(&work.join(dest))]);
+        assert_eq!(read(&work.join(dest)), want, "{src}");
+    }
+    let out = t.c(&["cp", "vols:/scratch/t.txt", &w(&work.join("stop-t"))]);
+    assert!(!out.success(), "{out:?}");
+    t.ok(&["cp", &w(&input), "vols:/data/in2.txt"]);
+    assert_eq!(read(&volume.join("in2.txt")), "copied in\n");
+    assert!(!upper.join("data/in2.txt").exists());
+    let through = format!("vols:/data/up/{}", escapes[1]);
+    t.ok(&["cp", &w(&input), &through]);
+    assert!(!Path::new("/etc").join(&escapes[1]).exists(), "escaped");
+    assert_eq!(read(&upper.join("etc").join(&escapes[1])), "copied in\n");
+    assert!(!t.c(&["cp", &w(&input), "vols:/ro/"]).success());
+    assert!(!ro.join("in.txt").exists());
+    assert_rootfs_unmounted(&t, &id);
+    assert_eq!(
+        t.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "cpdata:/data",
+            "busybox",
+            "cat",
+            "/data/in2.txt"
+        ]),
+        "copied in\n"
+    );
+    t.ok(&["rm", "vols"]);
+    assert_no_mounts(&t);
+}
+
+#[test]
+fn cp_into_a_new_container_fills_its_volume_first() {
+    let t = Containers::new();
+    t.ok(&[
+        "create",
+        "--name",
+        "fresh",
+        "-v",
+        "filled:/etc",
+        "busybox",
+        "cat",
+        "/etc/fixture",
+        "/etc/added",
+    ]);
+    let added = t.env.work_dir().join("added");
+    std::fs::write(&added, "added\n").expect("write");
+    t.ok(&["cp", added.to_str().expect("utf8"), "fresh:/etc/added"]);
+    let volume = t.env.root().join("volumes/filled/_data");
+    assert_eq!(read(&volume.join("added")), "added\n");
+    assert_eq!(read(&volume.join("fixture")), "busybox\n");
+    assert_rootfs_unmounted(&t, &t.inspect("fresh", "{{.Id}}"));
+    assert_eq!(t.ok(&["start", "-a", "fresh"]), "busybox\nadded\n");
+}

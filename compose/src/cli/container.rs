@@ -21,8 +21,8 @@ use engine::container::record::{
     RestartPolicy, Ulimit,
 };
 use engine::container::{
-    cgroup, id, netio, runtime, spec, store, term, time, Container, ContainerConfig, CreateOptions,
-    Engine, Status,
+    cgroup, cp, id, netio, runtime, spec, store, term, time, Container, ContainerConfig,
+    CreateOptions, Engine, Status,
 };
 use serde_json::{json, Value};
 
@@ -1929,14 +1929,18 @@ fn split_container_path(s: &str) -> Option<(&str, &str)> {
 }
 
 fn cp(engine: &Engine, a: CpArgs) -> anyhow::Result<i32> {
+    let opts = cp::CopyOptions {
+        follow_link: a.follow_link,
+        archive: a.archive,
+    };
     match (split_container_path(&a.src), split_container_path(&a.dest)) {
         (Some((c, p)), None) => {
             let c = engine.store.find(c)?;
-            engine::container::fs::copy_out(&c, p, Path::new(&a.dest), a.follow_link, a.archive)?;
+            cp::copy_out(engine, &c, p, Path::new(&a.dest), opts)?;
         }
         (None, Some((c, p))) => {
             let c = engine.store.find(c)?;
-            engine::container::fs::copy_in(&c, Path::new(&a.src), p, a.follow_link, a.archive)?;
+            cp::copy_in(engine, &c, Path::new(&a.src), p, opts)?;
         }
         _ => bail!("must specify exactly one container path: CONTAINER:PATH and a local path"),
     }

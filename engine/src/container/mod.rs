@@ -11,6 +11,7 @@ pub mod attach;
 pub mod cgroup;
 pub mod commit;
 pub mod control;
+pub mod cp;
 pub mod etc;
 pub mod fs;
 pub mod health;
