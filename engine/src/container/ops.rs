@@ -537,7 +537,6 @@ pub struct ExecOptions {
     pub privileged: bool,
 }
 
-/// Waits (bounded) until a pid no longer runs the supervisor.
 /// Copies the image content at `target` into an empty volume dir. The target is looked up inside
 /// `rootfs` (`RESOLVE_IN_ROOT`): an image whose mount point is a symlink to `/etc` or `../..`
 /// fills the volume from its own `/etc`, never from the host's.
@@ -548,7 +547,7 @@ fn copy_up_in_root(rootfs: &Path, target: &str, data: &Path) -> Result<(), Conta
         Mode::empty(),
     )
     .map_err(|e| io_err(rootfs)(e.into()))?;
-    let src = match super::cp::resolve_in_root(root.as_fd(), target, true) {
+    let fd = match super::cp::resolve_in_root(root.as_fd(), target, true) {
         Ok(fd) => fd,
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
             return Ok(())
@@ -556,7 +555,7 @@ fn copy_up_in_root(rootfs: &Path, target: &str, data: &Path) -> Result<(), Conta
         Err(e) => return Err(io_err(&rootfs.join(target.trim_start_matches('/')))(e)),
     };
     // The fd pins what was resolved; its /proc path names exactly that directory.
-    let src = PathBuf::from(format!("/proc/self/fd/{}", src.as_raw_fd()));
+    let src = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
     crate::volume::copy_up(&src, data).map_err(|e| {
         ContainerError::Volume(VolumeError::Io {
             path: data.to_owned(),
@@ -565,6 +564,7 @@ fn copy_up_in_root(rootfs: &Path, target: &str, data: &Path) -> Result<(), Conta
     })
 }
 
+/// Waits (bounded) until a pid no longer runs the supervisor.
 pub fn wait_supervisor_gone(pid: i32, max: Duration) {
     let end = Instant::now() + max;
     while super::store::supervisor_alive(pid) && Instant::now() < end {
