@@ -39,6 +39,9 @@ fn project_yaml(subnet: &str, port: u16) -> String {
     image: busybox
     command: ["sleep", "1000"]
     stop_signal: SIGKILL
+    volumes: ["work:/work"]
+volumes:
+  work: {{}}
 networks:
   default:
     ipam:
@@ -240,6 +243,21 @@ fn cp_round_trip() {
         .run(["cp", "--index", "2", "worker:/tmp/out.txt", "x"])
         .expect("rcompose runs");
     assert!(!out.success(), "no replica 2: {out:?}");
+    // The service's named volume is part of what cp sees, running or stopped.
+    env.run_ok(["cp", "in.txt", "worker:/work/"])
+        .expect("cp into the volume");
+    let volume = env
+        .root()
+        .join("volumes")
+        .join(format!("{}_work", env.project()))
+        .join("_data");
+    let in_volume = std::fs::read_to_string(volume.join("in.txt")).expect("file in the volume");
+    assert_eq!(in_volume, "copied in\n");
+    env.run_ok(["stop", "worker"]).expect("stop");
+    env.run_ok(["cp", "worker:/work/in.txt", "./stopped.txt"])
+        .expect("cp out of a stopped service's volume");
+    let back = std::fs::read_to_string(env.work_dir().join("stopped.txt")).expect("copied file");
+    assert_eq!(back, "copied in\n");
 }
 
 #[test]

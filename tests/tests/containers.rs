@@ -5,12 +5,12 @@
 //! of the root with `rm -f` when dropped, before the state root's own cleanup, so a failing
 //! test leaves no supervisor, container process, mount, netns or cgroup behind.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use e2e::{fixtures, push, require_root, Registry, TestEnv};
+use e2e::{exec_ok, fixtures, free_subnet, push, require_root, unique_name, Registry, TestEnv};
 
 /// A test env with the busybox image pulled as `busybox`, and cleanup of containers on drop.
 struct Containers {
@@ -724,4 +724,406 @@ fn interactive_stdin_is_piped_through() {
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3");
+}
+
+/// One `stats --no-stream --format json` row per container, in the order asked.
+fn stats_rows(t: &Containers, names: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["stats", "--no-stream", "--format", "json"];
+    args.extend_from_slice(names);
+    t.ok(&args)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("stats row is JSON"))
+        .collect()
+}
+
+/// Bytes from docker's decimal size (`8.39MB`, `1e+03kB`, `0B`).
+fn decimal_bytes(s: &str) -> f64 {
+    let number = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let scale = match &s[number.len()..] {
+        "B" => 1e0,
+        "kB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        unit => panic!("unknown unit {unit:?} in {s:?}"),
+    };
+    number.parse::<f64>().expect("a number") * scale
+}
+
+/// The two sides of an `X / Y` column, in bytes.
+fn io_pair(v: &serde_json::Value) -> (f64, f64) {
+    let text = v.as_str().expect("a string column");
+    let (a, b) = text.split_once(" / ").expect("X / Y");
+    (decimal_bytes(a), decimal_bytes(b))
+}
+
+/// Makes the kernel count block I/O in v1 blkio cgroups on the disk holding `dir`.
+///
+/// On a v1 hierarchy without BFQ only `blkio.throttle.*` counts, and since Linux 6.10 only on a
+/// disk where blk-throttle was set up, which happens the first time any cgroup gets a throttle
+/// rule for it (and lasts until the disk goes away). So this sets and clears a rule without a
+/// limit on that disk, in a cgroup of its own that is removed again. v2's `io.stat` always
+/// counts: nothing to do there.
+fn enable_blkio_accounting(dir: &Path) {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let dev = std::fs::metadata(dir).expect("stat state root").dev();
+    let (major, minor) = (libc::major(dev), libc::minor(dev));
+    assert!(
+        major != 0,
+        "{} is not on a block device, so no block I/O can be counted: point {} at a disk",
+        dir.display(),
+        e2e::TMPDIR_ENV
+    );
+    // Throttle rules take whole disks, not partitions.
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    let disk = if sys.join("partition").exists() {
+        std::fs::read_to_string(sys.join("../dev")).expect("the partition's disk")
+    } else {
+        format!("{major}:{minor}")
+    };
+    struct Cgroup(PathBuf);
+    impl Drop for Cgroup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let cg = Cgroup(PathBuf::from("/sys/fs/cgroup/blkio").join(unique_name("rc-e2e-")));
+    std::fs::create_dir(&cg.0).expect("a blkio cgroup");
+    let rule = cg.0.join("blkio.throttle.write_bps_device");
+    let disk = disk.trim();
+    std::fs::write(&rule, format!("{disk} {}", u64::MAX / 2)).expect("set a throttle rule");
+    std::fs::write(&rule, format!("{disk} 0")).expect("clear the throttle rule");
+}
+
+#[test]
+fn stats_count_block_io() {
+    let t = Containers::new();
+    enable_blkio_accounting(t.env.root());
+    t.ok(&["run", "-d", "--name", "disk", "busybox", "sleep", "1000"]);
+    let before = stats_rows(&t, &["disk"]);
+    let (read0, written0) = io_pair(&before[0]["BlockIO"]);
+    // Direct I/O: the bytes go to the disk now, from the container's own cgroup (writeback of
+    // cached pages could be charged elsewhere, or later).
+    t.ok(&[
+        "exec",
+        "disk",
+        "dd",
+        "if=/dev/zero",
+        "of=/f",
+        "bs=1M",
+        "count=8",
+        "oflag=direct",
+    ]);
+    t.ok(&[
+        "exec",
+        "disk",
+        "dd",
+        "if=/f",
+        "of=/dev/null",
+        "bs=1M",
+        "iflag=direct",
+    ]);
+    let after = stats_rows(&t, &["disk"]);
+    let (read, written) = io_pair(&after[0]["BlockIO"]);
+    eprintln!(
+        "BLOCK I/O before {}, after {}",
+        before[0]["BlockIO"], after[0]["BlockIO"]
+    );
+    assert!(
+        written - written0 >= 8e6 && read - read0 >= 8e6,
+        "8 MiB written and read, stats show {} then {}",
+        before[0]["BlockIO"],
+        after[0]["BlockIO"]
+    );
+    let table = t.ok(&["stats", "--no-stream", "disk"]);
+    assert!(table.contains("BLOCK I/O"), "{table}");
+    let written_text = after[0]["BlockIO"]
+        .as_str()
+        .and_then(|s| s.split(" / ").nth(1))
+        .expect("written column");
+    assert!(table.contains(&format!(" / {written_text}")), "{table}");
+}
+
+fn http_yaml(subnet: &str) -> String {
+    format!(
+        r#"services:
+  server:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+  client:
+    image: busybox
+    command: ["sleep", "1000"]
+    stop_signal: SIGKILL
+networks:
+  default:
+    ipam:
+      config: [{{subnet: {subnet}}}]
+"#
+    )
+}
+
+/// A script serving 3 MB at `http://$0/big`: busybox httpd listens before it goes to the
+/// background, so the file can be fetched as soon as this returns.
+const SERVE: &str = "mkdir /www && dd if=/dev/zero of=/www/big bs=1000 count=3000 2>/dev/null && \
+    httpd -p \"$0\" -h /www </dev/null >/dev/null 2>&1";
+
+/// `down -v` of the env's project when dropped. Declared after the [`Containers`], it runs
+/// before their `rm -f`, which would leave the network's endpoints behind (`container rm` does
+/// not detach from project networks) and so the network and its bridge.
+struct Down<'a>(&'a TestEnv);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        match self.0.run(["down", "-v", "-t", "1"]) {
+            Ok(out) if !out.success() => eprintln!("down: {out}"),
+            Ok(_) => {}
+            Err(e) => eprintln!("down: {e}"),
+        }
+    }
+}
+
+#[test]
+fn stats_count_network_io_outside_loopback() {
+    let t = Containers::new();
+    t.env
+        .write_file("compose.yaml", http_yaml(&free_subnet(221)))
+        .expect("write compose file");
+    let _down = Down(&t.env);
+    t.env.run_ok(["up", "-d"]).expect("up");
+    exec_ok(&t.env, "server", &["sh", "-c", SERVE, "80"]);
+    exec_ok(
+        &t.env,
+        "client",
+        &["wget", "-q", "-O", "/dev/null", "http://server/big"],
+    );
+    // The project's `stats` (through `container stats`), one JSON row per container.
+    let out = t
+        .env
+        .run_ok(["stats", "--no-stream", "--format", "json"])
+        .expect("stats")
+        .stdout;
+    let row = |svc: &str| -> serde_json::Value {
+        let name = format!("{}-{svc}-1", t.env.project());
+        out.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("stats row is JSON"))
+            .find(|r| r["Name"] == name.as_str())
+            .unwrap_or_else(|| panic!("no row for {name}: {out}"))
+    };
+    let (server, client) = (row("server"), row("client"));
+    let (server_rx, server_tx) = io_pair(&server["NetIO"]);
+    let (client_rx, client_tx) = io_pair(&client["NetIO"]);
+    let shown = format!("server {}, client {}", server["NetIO"], client["NetIO"]);
+    eprintln!("NET I/O: {shown}");
+    assert!(server_tx >= 3e6 && client_rx >= 3e6, "3 MB sent: {shown}");
+    assert!(
+        server_rx < 1e6 && client_tx < 1e6,
+        "a request each way: {shown}"
+    );
+    let client_id = client["ID"].as_str().expect("an id");
+    let table = t.ok(&["stats", "--no-stream", client_id]);
+    assert!(
+        table.contains("NET I/O") && table.contains("MB / "),
+        "{table}"
+    );
+
+    // Loopback traffic is not counted, nor are the host's interfaces.
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loner",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    t.ok(&["exec", "loner", "sh", "-c", SERVE, "127.0.0.1:8080"]);
+    t.ok(&[
+        "exec",
+        "loner",
+        "wget",
+        "-q",
+        "-O",
+        "/dev/null",
+        "http://127.0.0.1:8080/big",
+    ]);
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "hosty",
+        "--network",
+        "host",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    for row in stats_rows(&t, &["loner", "hosty"]) {
+        assert_eq!(row["NetIO"], "0B / 0B", "{row}");
+    }
+}
+
+/// Removes a file when dropped: whatever a failing test may have put there.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The overlay of a container that does not run is not left mounted (nor anything in it).
+fn assert_rootfs_unmounted(t: &Containers, id: &str) {
+    let rootfs = t.env.root().join("containers").join(id).join("rootfs");
+    let mounts = t.env.state_root().mounts().expect("mounts");
+    assert!(!mounts.iter().any(|m| m.starts_with(&rootfs)), "{mounts:?}");
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn cp_sees_volumes_and_bind_mounts_running_or_not() {
+    let t = Containers::new();
+    let work = t.env.work_dir();
+    let (bind, ro) = (work.join("bind"), work.join("ro"));
+    std::fs::create_dir_all(&bind).expect("mkdir");
+    std::fs::create_dir_all(&ro).expect("mkdir");
+    let w = |p: &Path| p.to_str().expect("utf8").to_owned();
+    t.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "vols",
+        "-v",
+        "cpdata:/data",
+        "-v",
+        &format!("{}:/b", w(&bind)),
+        "-v",
+        &format!("{}:/ro:ro", w(&ro)),
+        "--tmpfs",
+        "/scratch",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    t.ok(&[
+        "exec",
+        "vols",
+        "sh",
+        "-c",
+        "echo in-volume > /data/v.txt && echo in-bind > /b/b.txt && \
+         echo in-tmpfs > /scratch/t.txt && ln -s /../../etc /data/up",
+    ]);
+    let id = t.inspect("vols", "{{.Id}}");
+    let volume = t.env.root().join("volumes/cpdata/_data");
+    let upper = t.env.root().join("containers").join(&id).join("upper");
+    let hostname = t.ok(&["exec", "vols", "cat", "/etc/hostname"]);
+    let host_hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    assert_ne!(hostname, host_hostname);
+    let input = work.join("in.txt");
+    std::fs::write(&input, "copied in\n").expect("write");
+    let escapes = [unique_name("rc-cp-"), unique_name("rc-cp-")];
+    let _cleanup: Vec<RemoveOnDrop> = escapes
+        .iter()
+        .map(|n| RemoveOnDrop(Path::new("/etc").join(n)))
+        .collect();
+
+    // Running: the volume, the bind mount and the tmpfs are seen.
+    for (src, dest, want) in [
+        ("vols:/data/v.txt", "run-v", "in-volume\n"),
+        ("vols:/b/b.txt", "run-b", "in-bind\n"),
+        ("vols:/scratch/t.txt", "run-t", "in-tmpfs\n"),
+    ] {
+        t.ok(&["cp", src, &w(&work.join(dest))]);
+        assert_eq!(read(&work.join(dest)), want, "{src}");
+    }
+    t.ok(&["cp", "vols:/data", &w(&work.join("run-data"))]);
+    assert_eq!(read(&work.join("run-data/v.txt")), "in-volume\n");
+    assert_eq!(
+        std::fs::read_link(work.join("run-data/up")).expect("a symlink"),
+        Path::new("/../../etc")
+    );
+    // The symlink to /../../etc is the container's /etc, both ways.
+    t.ok(&["cp", "vols:/data/up/hostname", &w(&work.join("run-hn"))]);
+    assert_eq!(read(&work.join("run-hn")), hostname);
+    t.ok(&["cp", &w(&input), "vols:/data/"]);
+    assert_eq!(read(&volume.join("in.txt")), "copied in\n");
+    let through = format!("vols:/data/up/{}", escapes[0]);
+    t.ok(&["cp", &w(&input), &through]);
+    assert!(!Path::new("/etc").join(&escapes[0]).exists(), "escaped");
+    assert_eq!(
+        t.ok(&["exec", "vols", "cat", &format!("/etc/{}", escapes[0])]),
+        "copied in\n"
+    );
+    assert!(!t.c(&["cp", &w(&input), "vols:/ro/"]).success());
+    assert!(!ro.join("in.txt").exists());
+
+    t.ok(&["stop", "-t", "1", "vols"]);
+    // Stopped: the volume and the bind mount are seen, the tmpfs is gone.
+    for (src, dest, want) in [
+        ("vols:/data/v.txt", "stop-v", "in-volume\n"),
+        ("vols:/data/in.txt", "stop-in", "copied in\n"),
+        ("vols:/b/b.txt", "stop-b", "in-bind\n"),
+        ("vols:/data/up/hostname", "stop-hn", hostname.as_str()),
+    ] {
+        t.ok(&["cp", src, &w(&work.join(dest))]);
+        assert_eq!(read(&work.join(dest)), want, "{src}");
+    }
+    let out = t.c(&["cp", "vols:/scratch/t.txt", &w(&work.join("stop-t"))]);
+    assert!(!out.success(), "{out:?}");
+    t.ok(&["cp", &w(&input), "vols:/data/in2.txt"]);
+    assert_eq!(read(&volume.join("in2.txt")), "copied in\n");
+    assert!(!upper.join("data/in2.txt").exists());
+    let through = format!("vols:/data/up/{}", escapes[1]);
+    t.ok(&["cp", &w(&input), &through]);
+    assert!(!Path::new("/etc").join(&escapes[1]).exists(), "escaped");
+    assert_eq!(read(&upper.join("etc").join(&escapes[1])), "copied in\n");
+    assert!(!t.c(&["cp", &w(&input), "vols:/ro/"]).success());
+    assert!(!ro.join("in.txt").exists());
+    assert_rootfs_unmounted(&t, &id);
+    assert_eq!(
+        t.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "cpdata:/data",
+            "busybox",
+            "cat",
+            "/data/in2.txt"
+        ]),
+        "copied in\n"
+    );
+    t.ok(&["rm", "vols"]);
+    assert_no_mounts(&t);
+}
+
+#[test]
+fn cp_into_a_new_container_fills_its_volume_first() {
+    let t = Containers::new();
+    t.ok(&[
+        "create",
+        "--name",
+        "fresh",
+        "-v",
+        "filled:/etc",
+        "busybox",
+        "cat",
+        "/etc/fixture",
+        "/etc/added",
+    ]);
+    let added = t.env.work_dir().join("added");
+    std::fs::write(&added, "added\n").expect("write");
+    t.ok(&["cp", added.to_str().expect("utf8"), "fresh:/etc/added"]);
+    let volume = t.env.root().join("volumes/filled/_data");
+    assert_eq!(read(&volume.join("added")), "added\n");
+    assert_eq!(read(&volume.join("fixture")), "busybox\n");
+    assert_rootfs_unmounted(&t, &t.inspect("fresh", "{{.Id}}"));
+    assert_eq!(t.ok(&["start", "-a", "fresh"]), "busybox\nadded\n");
 }

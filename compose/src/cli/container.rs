@@ -21,8 +21,8 @@ use engine::container::record::{
     RestartPolicy, Ulimit,
 };
 use engine::container::{
-    cgroup, id, runtime, spec, store, term, time, Container, ContainerConfig, CreateOptions,
-    Engine, Status,
+    cgroup, cp, id, netio, runtime, spec, store, term, time, Container, ContainerConfig,
+    CreateOptions, Engine, Status,
 };
 use serde_json::{json, Value};
 
@@ -1589,40 +1589,9 @@ fn stats(engine: &Engine, a: StatsArgs) -> anyhow::Result<i32> {
         let mut json_rows = Vec::new();
         for (c, (s0, t0)) in list.iter().zip(first) {
             let s1 = cgroup::sample(c.id());
-            let wall = t0.elapsed().as_nanos() as f64;
-            let active = c.state.is_active();
-            let cpu = if active && wall > 0.0 {
-                (s1.cpu_ns.saturating_sub(s0.cpu_ns)) as f64 / wall * 100.0
-            } else {
-                0.0
-            };
-            let (usage, limit, pids) = if active {
-                (s1.memory_usage, s1.memory_limit, s1.pids)
-            } else {
-                (0, 0, 0)
-            };
-            let mem_pct = if limit > 0 {
-                usage as f64 / limit as f64 * 100.0
-            } else {
-                0.0
-            };
-            let idtext = if a.no_trunc {
-                c.id().to_owned()
-            } else {
-                id::short_id(c.id()).to_owned()
-            };
-            let mem = format!("{} / {}", binary_size(usage), binary_size(limit));
-            json_rows.push(json!({"Container": idtext, "ID": idtext, "Name": c.config.name, "CPUPerc": format!("{cpu:.2}%"), "MemUsage": mem, "MemPerc": format!("{mem_pct:.2}%"), "NetIO": "0B / 0B", "BlockIO": "0B / 0B", "PIDs": pids.to_string()}));
-            rows.push([
-                idtext,
-                c.config.name.clone(),
-                format!("{cpu:.2}%"),
-                mem,
-                format!("{mem_pct:.2}%"),
-                "0B / 0B".into(),
-                "0B / 0B".into(),
-                pids.to_string(),
-            ]);
+            let r = stats_row(c, &s0, &s1, t0.elapsed(), a.no_trunc);
+            json_rows.push(json!({"Container": r[0], "ID": r[0], "Name": r[1], "CPUPerc": r[2], "MemUsage": r[3], "MemPerc": r[4], "NetIO": r[5], "BlockIO": r[6], "PIDs": r[7]}));
+            rows.push(r);
         }
         if matches!(a.format.as_deref(), Some("json") | Some("{{json .}}")) {
             for r in &json_rows {
@@ -1653,6 +1622,98 @@ fn stats(engine: &Engine, a: StatsArgs) -> anyhow::Result<i32> {
         if a.no_stream {
             return Ok(0);
         }
+    }
+}
+
+/// One container's `stats` columns (id, name, CPU %, memory, memory %, net I/O, block I/O,
+/// pids) from two samples `wall` apart; a container that is not running shows zeros.
+fn stats_row(
+    c: &Container,
+    s0: &cgroup::Sample,
+    s1: &cgroup::Sample,
+    wall: Duration,
+    no_trunc: bool,
+) -> [String; 8] {
+    let active = c.state.is_active();
+    let wall = wall.as_nanos() as f64;
+    let cpu = if active && wall > 0.0 {
+        (s1.cpu_ns.saturating_sub(s0.cpu_ns)) as f64 / wall * 100.0
+    } else {
+        0.0
+    };
+    let (usage, limit, pids, block) = if active {
+        (s1.memory_usage, s1.memory_limit, s1.pids, s1.block)
+    } else {
+        (0, 0, 0, cgroup::BlockIo::default())
+    };
+    // Host network: the interfaces are the host's, which docker does not count either.
+    let net = if active && c.config.network_mode != NetworkMode::Host {
+        netio::read(c.state.pid)
+    } else {
+        netio::NetIo::default()
+    };
+    let mem_pct = if limit > 0 {
+        usage as f64 / limit as f64 * 100.0
+    } else {
+        0.0
+    };
+    let idtext = if no_trunc {
+        c.id().to_owned()
+    } else {
+        id::short_id(c.id()).to_owned()
+    };
+    [
+        idtext,
+        c.config.name.clone(),
+        format!("{cpu:.2}%"),
+        format!("{} / {}", binary_size(usage), binary_size(limit)),
+        format!("{mem_pct:.2}%"),
+        format!("{} / {}", decimal_size(net.rx), decimal_size(net.tx)),
+        format!(
+            "{} / {}",
+            decimal_size(block.read),
+            decimal_size(block.write)
+        ),
+        pids.to_string(),
+    ]
+}
+
+/// Decimal sizes as docker stats prints I/O (`units.HumanSizeWithPrecision(n, 3)`: 1000-based
+/// units and Go's `%.3g`, so `1.23kB`, `8.39MB`, and even `1e+03kB` just under a megabyte).
+fn decimal_size(n: u64) -> String {
+    const U: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < U.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", go_g3(v), U[i])
+}
+
+/// Go's `%.3g` for a non-negative number: three significant digits, exponent form when the
+/// rounded exponent is 3 or more, trailing zeros dropped.
+fn go_g3(v: f64) -> String {
+    const PREC: i32 = 3;
+    if v == 0.0 {
+        return "0".into();
+    }
+    let sci = format!("{:.*e}", (PREC - 1) as usize, v);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    if !(-4..PREC).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mantissa), exp.abs())
+    } else {
+        let decimals = (PREC - 1 - exp).max(0) as usize;
+        trim(&format!("{v:.decimals$}"))
     }
 }
 
@@ -1890,14 +1951,18 @@ fn split_container_path(s: &str) -> Option<(&str, &str)> {
 }
 
 fn cp(engine: &Engine, a: CpArgs) -> anyhow::Result<i32> {
+    let opts = cp::CopyOptions {
+        follow_link: a.follow_link,
+        archive: a.archive,
+    };
     match (split_container_path(&a.src), split_container_path(&a.dest)) {
         (Some((c, p)), None) => {
             let c = engine.store.find(c)?;
-            engine::container::fs::copy_out(&c, p, Path::new(&a.dest), a.follow_link, a.archive)?;
+            cp::copy_out(engine, &c, p, Path::new(&a.dest), opts)?;
         }
         (None, Some((c, p))) => {
             let c = engine.store.find(c)?;
-            engine::container::fs::copy_in(&c, Path::new(&a.src), p, a.follow_link, a.archive)?;
+            cp::copy_in(engine, &c, Path::new(&a.src), p, opts)?;
         }
         _ => bail!("must specify exactly one container path: CONTAINER:PATH and a local path"),
     }
@@ -1984,5 +2049,20 @@ mod tests {
         );
         assert_eq!(render_template("{{.Config.Cmd}}", &v).unwrap(), "[a b]");
         assert_eq!(binary_size(1536 * 1024), "1.5MiB");
+        for (n, shown) in [
+            (0, "0B"),
+            (999, "999B"),
+            (1000, "1kB"),
+            (1234, "1.23kB"),
+            (1125, "1.12kB"),
+            (12_345, "12.3kB"),
+            (123_456, "123kB"),
+            (999_999, "1e+03kB"),
+            (8_388_608, "8.39MB"),
+            (1_500_000_000, "1.5GB"),
+            (u64::MAX, "18.4EB"),
+        ] {
+            assert_eq!(decimal_size(n), shown, "{n}");
+        }
     }
 }

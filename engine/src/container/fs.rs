@@ -1,12 +1,13 @@
-//! A container's filesystem from the host: `diff` (changes in the overlay's upper dir),
-//! `export` (tar of the merged root) and `cp` in both directions. A stopped container's
-//! overlay is mounted for the operation and unmounted after.
+//! A container's filesystem from the host: `diff` (changes in the overlay's upper dir) and
+//! `export` (tar of the merged root). A stopped container's overlay is mounted for the operation
+//! and unmounted after. Both see the overlay only, as docker's do: volumes and bind mounts are
+//! not part of the container's filesystem for them (`cp`, in `cp.rs`, sees those).
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 use super::rootfs::Overlay;
 use super::store::{io_err, Container};
@@ -129,7 +130,8 @@ pub fn with_rootfs<T>(
     r
 }
 
-/// Writes the merged root filesystem as a tar stream.
+/// Writes the merged root filesystem as a tar stream: the overlay only, without volumes or bind
+/// mounts, as docker's `export` does.
 pub fn export(c: &Container, out: impl Write) -> Result<(), ContainerError> {
     with_rootfs(c, |root| {
         let mut b = tar::Builder::new(out);
@@ -141,155 +143,4 @@ pub fn export(c: &Container, out: impl Write) -> Result<(), ContainerError> {
             .map_err(io_err(root))?;
         Ok(())
     })
-}
-
-/// Joins a container path onto the root without letting `..` or symlinks escape it.
-fn resolve_in(root: &Path, p: &str, follow_last: bool) -> PathBuf {
-    let mut cur = PathBuf::new();
-    let comps: Vec<Component> = Path::new(p).components().collect();
-    let mut hops = 0;
-    let mut i = 0;
-    let mut pending: Vec<PathBuf> = comps.iter().map(|c| PathBuf::from(c.as_os_str())).collect();
-    while i < pending.len() {
-        let part = pending[i].clone();
-        i += 1;
-        match part.to_str() {
-            Some("/") | Some(".") => continue,
-            Some("..") => {
-                cur.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let cand = cur.join(&part);
-        let is_last = i == pending.len();
-        if (!is_last || follow_last) && hops < 40 {
-            if let Ok(target) = fs::read_link(root.join(&cand)) {
-                hops += 1;
-                if target.is_absolute() {
-                    cur = PathBuf::new();
-                }
-                let rest: Vec<PathBuf> = pending[i..].to_vec();
-                pending = target
-                    .components()
-                    .map(|c| PathBuf::from(c.as_os_str()))
-                    .chain(rest)
-                    .collect();
-                i = 0;
-                continue;
-            }
-        }
-        cur = cand;
-    }
-    root.join(cur)
-}
-
-fn copy_any(
-    src: &Path,
-    dst: &Path,
-    keep_owner: Option<(u32, u32)>,
-    archive: bool,
-) -> io::Result<()> {
-    let md = fs::symlink_metadata(src)?;
-    let ft = md.file_type();
-    let owner = if archive {
-        Some((md.uid(), md.gid()))
-    } else {
-        keep_owner
-    };
-    if ft.is_dir() {
-        if !dst.exists() {
-            fs::create_dir(dst)?;
-        }
-        fs::set_permissions(dst, md.permissions())?;
-        for e in fs::read_dir(src)? {
-            let e = e?;
-            copy_any(&e.path(), &dst.join(e.file_name()), keep_owner, archive)?;
-        }
-    } else if ft.is_symlink() {
-        let _ = fs::remove_file(dst);
-        std::os::unix::fs::symlink(fs::read_link(src)?, dst)?;
-    } else {
-        fs::copy(src, dst)?;
-    }
-    if let Some((u, g)) = owner {
-        std::os::unix::fs::lchown(dst, Some(u), Some(g))?;
-    }
-    Ok(())
-}
-
-/// `cp CONTAINER:path dest`.
-pub fn copy_out(
-    c: &Container,
-    path: &str,
-    dest: &Path,
-    follow: bool,
-    archive: bool,
-) -> Result<(), ContainerError> {
-    with_rootfs(c, |root| {
-        let src = resolve_in(root, path, follow);
-        if fs::symlink_metadata(&src).is_err() {
-            return Err(ContainerError::Invalid(format!(
-                "Could not find the file {path} in container {}",
-                c.config.name
-            )));
-        }
-        let target = if dest.is_dir() {
-            dest.join(src.file_name().unwrap_or_default())
-        } else {
-            dest.to_owned()
-        };
-        copy_any(&src, &target, None, archive).map_err(io_err(&target))
-    })
-}
-
-/// `cp src CONTAINER:path`.
-pub fn copy_in(
-    c: &Container,
-    src: &Path,
-    path: &str,
-    follow: bool,
-    archive: bool,
-) -> Result<(), ContainerError> {
-    let src = if follow {
-        fs::canonicalize(src).map_err(io_err(src))?
-    } else {
-        src.to_owned()
-    };
-    if fs::symlink_metadata(&src).is_err() {
-        return Err(ContainerError::Invalid(format!(
-            "no such file or directory: {}",
-            src.display()
-        )));
-    }
-    with_rootfs(c, |root| {
-        let dst = resolve_in(root, path, true);
-        let target = if dst.is_dir() {
-            dst.join(src.file_name().unwrap_or_default())
-        } else {
-            dst
-        };
-        copy_any(&src, &target, Some((0, 0)), archive).map_err(io_err(&target))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn resolve_stays_inside() {
-        let d = tempfile::tempdir().unwrap();
-        let root = d.path();
-        fs::create_dir_all(root.join("a/b")).unwrap();
-        std::os::unix::fs::symlink("/a", root.join("link")).unwrap();
-        std::os::unix::fs::symlink("../../..", root.join("a/b/up")).unwrap();
-        assert_eq!(
-            resolve_in(root, "/../../etc/passwd", true),
-            root.join("etc/passwd")
-        );
-        assert_eq!(resolve_in(root, "/link/b", true), root.join("a/b"));
-        assert_eq!(resolve_in(root, "/a/b/up/x", true), root.join("x"));
-        assert_eq!(resolve_in(root, "/link", false), root.join("link"));
-    }
 }

@@ -5,16 +5,18 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use rustix::fs::{Mode, OFlags};
+
 use crate::image::ImageStore;
 use crate::volume::{VolumeError, VolumeStore};
 
-use super::record::{ContainerConfig, HealthConfig, MountKind, NetworkMode, Status};
+use super::record::{ContainerConfig, HealthConfig, MountKind, MountSpec, NetworkMode, Status};
 use super::rootfs::Overlay;
 use super::spec::{HostInfo, ResolvedMount, SpecInputs};
 use super::store::{io_err, Container, ContainerStore};
@@ -446,20 +448,7 @@ impl Engine {
                     ("bind", src)
                 }
                 MountKind::Volume => {
-                    let data = self.volumes.prepare(&m.source)?;
-                    let v = self.volumes.get(&m.source)?;
-                    if !v.initialized {
-                        if !m.no_copy {
-                            let src = rootfs.join(m.target.trim_start_matches('/'));
-                            crate::volume::copy_up(&src, &data).map_err(|e| {
-                                ContainerError::Volume(VolumeError::Io {
-                                    path: data.clone(),
-                                    source: e,
-                                })
-                            })?;
-                        }
-                        self.volumes.mark_initialized(&m.source)?;
-                    }
+                    let data = self.volume_data(m, &rootfs)?;
                     options.push("rbind".to_owned());
                     options.push("rprivate".to_owned());
                     ("bind", data)
@@ -500,6 +489,21 @@ impl Engine {
         // Regenerated before every start: no fsync needed.
         std::fs::write(&p, spec.to_string()).map_err(io_err(&p))?;
         Ok(user)
+    }
+
+    /// The data dir of volume mount `m`, made usable (a volume with a `type` option is mounted)
+    /// and, on its first use, filled from the image's content at the mount target unless
+    /// `nocopy`. `rootfs` is the container's mounted overlay.
+    pub fn volume_data(&self, m: &MountSpec, rootfs: &Path) -> Result<PathBuf, ContainerError> {
+        let data = self.volumes.prepare(&m.source)?;
+        let v = self.volumes.get(&m.source)?;
+        if !v.initialized {
+            if !m.no_copy {
+                copy_up_in_root(rootfs, &m.target, &data)?;
+            }
+            self.volumes.mark_initialized(&m.source)?;
+        }
+        Ok(data)
     }
 
     /// Runs a process in a running container; returns its pid (a child of the caller, which
@@ -575,6 +579,33 @@ pub struct ExecOptions {
     pub workdir: String,
     pub tty: bool,
     pub privileged: bool,
+}
+
+/// Copies the image content at `target` into an empty volume dir. The target is looked up inside
+/// `rootfs` (`RESOLVE_IN_ROOT`): an image whose mount point is a symlink to `/etc` or `../..`
+/// fills the volume from its own `/etc`, never from the host's.
+fn copy_up_in_root(rootfs: &Path, target: &str, data: &Path) -> Result<(), ContainerError> {
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err(rootfs)(e.into()))?;
+    let fd = match super::cp::resolve_in_root(root.as_fd(), target, true) {
+        Ok(fd) => fd,
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+            return Ok(())
+        }
+        Err(e) => return Err(io_err(&rootfs.join(target.trim_start_matches('/')))(e)),
+    };
+    // The fd pins what was resolved; its /proc path names exactly that directory.
+    let src = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+    crate::volume::copy_up(&src, data).map_err(|e| {
+        ContainerError::Volume(VolumeError::Io {
+            path: data.to_owned(),
+            source: e,
+        })
+    })
 }
 
 /// Waits (bounded) until a pid no longer runs the supervisor.
