@@ -491,14 +491,16 @@ pub fn plan_up(
                         .is_some_and(|id| !e.image_id.is_empty() && *id != e.image_id)
                     {
                         Some("image changed".to_string())
-                    } else if let Some(j) =
-                        joins.filter(|j| changed.contains(*j) || e.joined.as_deref() != joined_now)
-                    {
-                        Some(format!(
-                            "joins the network namespace of {j}, whose container was replaced"
-                        ))
                     } else {
-                        None
+                        joins
+                            .filter(|j| {
+                                changed.contains(*j) || e.joined.as_deref() != joined_now
+                            })
+                            .map(|j| {
+                                format!(
+                                    "joins the network namespace of {j}, whose container was replaced"
+                                )
+                            })
                     };
                     match cause {
                         Some(cause) => (
