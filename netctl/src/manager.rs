@@ -677,7 +677,26 @@ impl<O: NetOps> NetworkManager<O> {
     /// with the last network).
     pub fn remove_network(&mut self, name_or_id: &str) -> Result<()> {
         let _lock = self.store.lock()?;
-        let rec = self.get(name_or_id)?;
+        let mut rec = self.get(name_or_id)?;
+        // Endpoints of containers removed without a detach (`container rm -f`, a `--rm`
+        // container's supervisor, a crash) no longer hold the network: their namespace file is
+        // gone, and its veth pair with it.
+        let stale: Vec<String> = rec
+            .endpoints
+            .values()
+            .filter(|e| !e.netns.as_os_str().is_empty() && !e.netns.exists())
+            .map(|e| e.container_id.clone())
+            .collect();
+        if !stale.is_empty() {
+            for cid in &stale {
+                rec.endpoints.remove(cid);
+                if let Some(dns) = &self.dns {
+                    dns.remove(&rec.name, cid)
+                        .map_err(|e| NetworkError::Teardown(vec![format!("DNS: {e}")]))?;
+                }
+            }
+            self.store.save_endpoints(&rec)?;
+        }
         if !rec.endpoints.is_empty() {
             return Err(NetworkError::InUse {
                 network: rec.name.clone(),

@@ -274,6 +274,29 @@ fn prune_drops_endpoints_whose_namespace_died() {
     assert!(!m.ops().nft.last().unwrap().contains("dnat ip to"));
 }
 
+#[test]
+fn remove_network_drops_endpoints_of_removed_containers() {
+    let d = tempfile::tempdir().unwrap();
+    let mut m = manager(d.path());
+    m.create_network(&spec("n", Some("10.9.0.0/24"))).unwrap();
+    let (gone, alive) = (d.path().join("gone-netns"), d.path().join("alive-netns"));
+    std::fs::write(&gone, "").unwrap();
+    std::fs::write(&alive, "").unwrap();
+    m.attach("n", &req("c1", &gone)).unwrap();
+    m.attach("n", &req("c2", &alive)).unwrap();
+    // c1 was removed without a detach (its namespace file is gone); c2 still holds the network.
+    std::fs::remove_file(&gone).unwrap();
+    let e = m.remove_network("n").unwrap_err();
+    assert!(
+        matches!(&e, NetworkError::InUse { containers, .. } if containers == &["name-c2"]),
+        "{e}"
+    );
+    assert_eq!(m.get("n").unwrap().endpoints.len(), 1);
+    std::fs::remove_file(&alive).unwrap();
+    m.remove_network("n").unwrap();
+    assert!(m.list().unwrap().is_empty());
+}
+
 #[derive(Default, Clone)]
 struct Dns(Arc<Mutex<Vec<String>>>);
 
