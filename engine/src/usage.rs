@@ -27,6 +27,10 @@ pub fn containers_using(root: &Path, image: &Digest) -> io::Result<Vec<String>> 
     let mut out = Vec::new();
     for e in entries {
         let e = e?;
+        if e.file_name().to_string_lossy().starts_with('.') {
+            // Removed (awaiting deletion) or not created yet: uses nothing.
+            continue;
+        }
         match fs::read_to_string(e.path().join(CONTAINER_IMAGE_FILE)) {
             Ok(s) if s.trim() == want => out.push(e.file_name().to_string_lossy().into_owned()),
             Ok(_) => {}

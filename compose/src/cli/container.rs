@@ -966,6 +966,10 @@ fn build_config(a: &RunArgs) -> anyhow::Result<CreateOptions> {
 // ---------------------------------------------------------------- run / start / attach
 
 fn run_container(engine: &Engine, a: RunArgs, start: bool) -> anyhow::Result<i32> {
+    if start {
+        // Let the cgroup lock's grace period run while the container is created.
+        engine::container::migration::prime();
+    }
     let opts = build_config(&a)?;
     let keys = detach_keys(&opts.config.detach_keys)?;
     let c = engine.create(opts)?;
@@ -1996,6 +2000,8 @@ fn prune(engine: &Engine, a: PruneArgs) -> anyhow::Result<i32> {
         engine.remove(c.id(), false, false)?;
         removed.push(c.config.id.clone());
     }
+    // What interrupted removals left behind (a supervisor killed while deleting).
+    engine.store.clean_leftovers()?;
     if !removed.is_empty() {
         println!("Deleted Containers:");
         for r in &removed {

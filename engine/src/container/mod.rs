@@ -18,6 +18,7 @@ pub mod health;
 pub mod id;
 pub mod init;
 pub mod logs;
+pub mod migration;
 pub mod netio;
 pub mod netns;
 pub mod ops;

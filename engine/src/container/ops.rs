@@ -194,6 +194,7 @@ impl Engine {
         if let Some(target) = c.config.network_mode.joined() {
             self.joined_dir(target)?;
         }
+        super::migration::prime();
         self.store.update_state(c.id(), |s| {
             s.manually_stopped = false;
             s.error.clear();
@@ -336,6 +337,28 @@ impl Engine {
         force: bool,
         volumes: bool,
     ) -> Result<Container, ContainerError> {
+        self.remove_with(key, force, volumes, false).map(|(c, _)| c)
+    }
+
+    /// [`Engine::remove`] of a stopped container that leaves deleting its files to the caller:
+    /// the container is gone (unmounted, its directory renamed out of the store, its name free)
+    /// when this returns, and [`ContainerStore::purge`] on the returned path frees the disk.
+    /// A `--rm` container's supervisor answers its client in between.
+    pub fn remove_deferred(
+        &self,
+        key: &str,
+        volumes: bool,
+    ) -> Result<(Container, Option<PathBuf>), ContainerError> {
+        self.remove_with(key, false, volumes, true)
+    }
+
+    fn remove_with(
+        &self,
+        key: &str,
+        force: bool,
+        volumes: bool,
+        defer: bool,
+    ) -> Result<(Container, Option<PathBuf>), ContainerError> {
         let mut c = self.store.find(key)?;
         if c.state.is_active() {
             if !force {
@@ -352,7 +375,13 @@ impl Engine {
             wait_supervisor_gone(c.state.supervisor_pid, Duration::from_secs(10));
             c = self.store.load(c.id()).unwrap_or(c);
         }
-        self.remove_files(&c)?;
+        self.release_mounts(&c)?;
+        let trash = if defer {
+            Some(self.store.detach_dir(c.id())?)
+        } else {
+            self.store.remove_dir(c.id())?;
+            None
+        };
         if volumes {
             for m in &c.config.mounts {
                 if m.kind == MountKind::Volume {
@@ -366,16 +395,23 @@ impl Engine {
                 }
             }
         }
-        Ok(c)
+        Ok((c, trash))
     }
 
     /// Tears down everything of a stopped container: runtime state, mounts, netns, dir.
     pub fn remove_files(&self, c: &Container) -> Result<(), ContainerError> {
+        self.release_mounts(c)?;
+        self.store.remove_dir(c.id())
+    }
+
+    /// Runtime state, the overlay, the network namespace and anything else mounted below the
+    /// container's directory.
+    fn release_mounts(&self, c: &Container) -> Result<(), ContainerError> {
         runtime::cleanup(&c.dir, c.id());
         Overlay::new(&c.dir).unmount()?;
         netns::remove(&c.dir)?;
         let _ = super::rootfs::unmount_all_under(&c.dir);
-        self.store.remove_dir(c.id())
+        Ok(())
     }
 
     /// Names of containers whose mounts use volume `name`.

@@ -11,6 +11,13 @@ use super::id::{generate_id, generate_name, is_hex, valid_name};
 use super::record::{ContainerConfig, ContainerState, Status};
 use super::ContainerError;
 
+/// The per-container lock file (exclusive for state updates, shared for reads).
+const LOCK_FILE: &str = ".lock";
+/// Prefix of a removed container's directory awaiting deletion (see `detach_dir`).
+const TRASH_PREFIX: &str = ".del-";
+/// The name index under `containers/` (see [`ContainerStore::reserve_name`]).
+const NAMES_DIR: &str = ".names";
+
 /// A container as found on disk.
 #[derive(Debug, Clone)]
 pub struct Container {
@@ -47,26 +54,47 @@ fn write_json<T: serde::Serialize>(path: &Path, v: &T) -> Result<(), ContainerEr
     write_atomic(path, &bytes).map_err(io_err(path))
 }
 
-/// `state.json` is replaced atomically (temp file + rename) but not fsynced: readers never see
-/// a torn file, and a state lost to a machine crash is moot (its processes died with the
-/// machine); [`ContainerStore::load`] repairs an unreadable one. Saves two fsyncs per
-/// transition, several per container run.
+/// `state.json` is rewritten in place, under the container's exclusive lock, and not fsynced.
+/// In place because a temp file + rename makes a new inode on every transition (several per
+/// container run), and inode allocation is the dearest metadata operation on some filesystems
+/// (ext4 without a journal scans past every recently deleted inode); readers take the shared
+/// lock (see [`read_state`]), so they never see a half-written file. Not fsynced: a state lost
+/// to a machine crash is moot (its processes died with the machine) and [`ContainerStore::load`]
+/// repairs an unreadable one.
 fn write_state_json(path: &Path, v: &ContainerState) -> Result<(), ContainerError> {
+    use std::os::unix::fs::FileExt;
     let bytes = serde_json::to_vec_pretty(v).map_err(|e| ContainerError::Corrupt {
         path: path.to_owned(),
         reason: e.to_string(),
     })?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(io_err(dir))?;
-    std::io::Write::write_all(&mut tmp, &bytes).map_err(io_err(path))?;
-    tmp.persist(path).map_err(|e| ContainerError::Io {
-        path: path.to_owned(),
-        source: e.error,
-    })?;
-    Ok(())
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all_at(&bytes, 0).map_err(io_err(path))?;
+    f.set_len(bytes.len() as u64).map_err(io_err(path))
+}
+
+/// Reads `state.json` under a shared lock on the container's `.lock`, so that an in-place
+/// rewrite is never seen half done. The lock is only tried (for a while): a caller that holds
+/// the exclusive lock itself must not deadlock on its own record, and a container made before
+/// lock files existed has none.
+fn read_state(dir: &Path) -> Result<ContainerState, ContainerError> {
+    use rustix::fs::{flock, FlockOperation};
+    let lock = fs::File::open(dir.join(LOCK_FILE)).ok();
+    if let Some(l) = &lock {
+        for _ in 0..200 {
+            match flock(l, FlockOperation::NonBlockingLockShared) {
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    std::thread::sleep(std::time::Duration::from_millis(1))
+                }
+                _ => break,
+            }
+        }
+    }
+    read_json(&dir.join("state.json"))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ContainerError> {
@@ -116,20 +144,30 @@ impl ContainerStore {
 
     /// The per-container lock every state mutation holds.
     pub fn lock(&self, id: &str) -> Result<LockFile, ContainerError> {
-        let p = self.dir(id).join(".lock");
+        let p = self.dir(id).join(LOCK_FILE);
         LockFile::acquire(&p).map_err(io_err(&p))
     }
 
     /// Records a new container: assigns id and (if empty) a generated name, refuses a taken
-    /// name, writes `config.json` and a `created` `state.json`.
+    /// name, writes `config.json` and a `created` `state.json`. The directory is filled under a
+    /// temporary name and renamed into place, so a reader finds a whole record or none, with
+    /// no temporary file per record file.
     pub fn create(&self, mut config: ContainerConfig) -> Result<Container, ContainerError> {
+        if config.id.is_empty() {
+            config.id = generate_id();
+        }
+        if config.created.is_empty() {
+            config.created = super::time::now();
+        }
+        self.names_dir()?;
+        // Name links change only under the store lock: a link whose record is missing is then
+        // never one being created right now.
         let _lock = self.lock_store()?;
-        let existing = self.list()?;
         if config.name.is_empty() {
             let mut attempt = 0;
             loop {
                 let n = generate_name(attempt);
-                if !existing.iter().any(|c| c.config.name == n) {
+                if self.reserve_name(&n, &config.id).is_ok() {
                     config.name = n;
                     break;
                 }
@@ -139,37 +177,129 @@ impl ContainerStore {
             if !valid_name(&config.name) {
                 return Err(ContainerError::InvalidName(config.name));
             }
-            if let Some(c) = existing.iter().find(|c| c.config.name == config.name) {
-                return Err(ContainerError::NameInUse {
-                    name: config.name,
-                    id: c.config.id.clone(),
-                });
+            self.reserve_name(&config.name, &config.id)?;
+        }
+        let made = self.write_new_dir(&config);
+        if made.is_err() {
+            self.release_name(&config.name, &config.id);
+        }
+        let (state, dir) = made?;
+        Ok(Container { config, state, dir })
+    }
+
+    fn write_new_dir(
+        &self,
+        config: &ContainerConfig,
+    ) -> Result<(ContainerState, PathBuf), ContainerError> {
+        let dir = self.dir(&config.id);
+        let tmp = self.dir.join(format!(".new-{}", config.id));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+        let fill = || -> Result<ContainerState, ContainerError> {
+            if !config.image_id.is_empty() {
+                // The image half's in-use contract (`crate::usage`).
+                let p = tmp.join(crate::usage::CONTAINER_IMAGE_FILE);
+                fs::write(&p, format!("{}\n", config.image_id)).map_err(io_err(&p))?;
+            }
+            let lock = tmp.join(LOCK_FILE);
+            fs::File::create(&lock).map_err(io_err(&lock))?;
+            let state = ContainerState::default();
+            write_state_json(&tmp.join("state.json"), &state)?;
+            let p = tmp.join("config.json");
+            let bytes = serde_json::to_vec_pretty(config).map_err(|e| ContainerError::Corrupt {
+                path: p.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut f = fs::File::create(&p).map_err(io_err(&p))?;
+            io::Write::write_all(&mut f, &bytes).map_err(io_err(&p))?;
+            // The record must survive a crash once the directory has its final name — unless
+            // it is a `--rm` container, which is not meant to outlive its run anyway.
+            if !config.auto_remove {
+                f.sync_all().map_err(io_err(&p))?;
+            }
+            fs::rename(&tmp, &dir).map_err(io_err(&dir))?;
+            if !config.auto_remove {
+                crate::fsutil::fsync_dir(&self.dir).map_err(io_err(&self.dir))?;
+            }
+            Ok(state)
+        };
+        match fill() {
+            Ok(state) => Ok((state, dir)),
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                Err(e)
             }
         }
-        if config.id.is_empty() {
-            config.id = generate_id();
+    }
+
+    /// `containers/.names/<name>`: a symlink to the id that owns the name, so a name is checked
+    /// and found without reading every record. Callers hold the store lock. A link whose
+    /// container is gone (a crash between link and record, or before removal finished) or that
+    /// no longer carries the name (a rename cut short) is stale and taken over.
+    fn reserve_name(&self, name: &str, id: &str) -> Result<(), ContainerError> {
+        let link = self.dir.join(NAMES_DIR).join(name);
+        for _ in 0..3 {
+            match std::os::unix::fs::symlink(id, &link) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if let Some(owner) = self.name_owner(name) {
+                        return Err(ContainerError::NameInUse {
+                            name: name.to_owned(),
+                            id: owner,
+                        });
+                    }
+                    let _ = fs::remove_file(&link);
+                }
+                Err(e) => return Err(io_err(&link)(e)),
+            }
         }
-        if config.created.is_empty() {
-            config.created = super::time::now();
+        Err(ContainerError::Conflict(format!(
+            "cannot claim the container name {name:?}: its index link keeps coming back"
+        )))
+    }
+
+    /// The id of the container that really has `name`, per its index link and its record.
+    fn name_owner(&self, name: &str) -> Option<String> {
+        let link = self.dir.join(NAMES_DIR).join(name);
+        let id = fs::read_link(&link).ok()?.to_str()?.to_owned();
+        let config: ContainerConfig = read_json(&self.dir(&id).join("config.json")).ok()?;
+        (config.name == name).then_some(id)
+    }
+
+    /// Drops `name`'s index link if it points at `id`.
+    fn release_name(&self, name: &str, id: &str) {
+        let link = self.dir.join(NAMES_DIR).join(name);
+        if fs::read_link(&link).is_ok_and(|t| t.as_os_str() == id) {
+            let _ = fs::remove_file(&link);
         }
-        let dir = self.dir(&config.id);
-        fs::create_dir(&dir).map_err(io_err(&dir))?;
-        if !config.image_id.is_empty() {
-            // The image half's in-use contract (`crate::usage`).
-            let p = dir.join(crate::usage::CONTAINER_IMAGE_FILE);
-            write_atomic(&p, format!("{}\n", config.image_id).as_bytes()).map_err(io_err(&p))?;
+    }
+
+    /// The name index, built from the records the first time a root without one is used.
+    fn names_dir(&self) -> Result<PathBuf, ContainerError> {
+        let names = self.dir.join(NAMES_DIR);
+        if names.is_dir() {
+            return Ok(names);
         }
-        let state = ContainerState::default();
-        write_state_json(&dir.join("state.json"), &state)?;
-        write_json(&dir.join("config.json"), &config)?;
-        Ok(Container { config, state, dir })
+        let _lock = self.lock_store()?;
+        if !names.is_dir() {
+            let tmp = self
+                .dir
+                .join(format!("{NAMES_DIR}.tmp-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&tmp);
+            fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+            for c in self.list()? {
+                let _ = std::os::unix::fs::symlink(c.id(), tmp.join(&c.config.name));
+            }
+            fs::rename(&tmp, &names).map_err(io_err(&names))?;
+        }
+        Ok(names)
     }
 
     /// Loads one container by id, with a dead supervisor's state repaired in memory.
     pub fn load(&self, id: &str) -> Result<Container, ContainerError> {
         let dir = self.dir(id);
         let config: ContainerConfig = read_json(&dir.join("config.json"))?;
-        let mut state: ContainerState = match read_json(&dir.join("state.json")) {
+        let mut state: ContainerState = match read_state(&dir) {
             Ok(s) => s,
             // Lost in a crash (see `write_state_json`): whatever ran is gone.
             Err(ContainerError::Corrupt { .. }) => ContainerState {
@@ -220,17 +350,24 @@ impl ContainerStore {
         if key.len() == 64 && is_hex(key) && self.dir(key).is_dir() {
             return self.load(key);
         }
-        let all = self.list()?;
-        if let Some(c) = all.iter().find(|c| c.config.name == key) {
-            return Ok(c.clone());
+        if valid_name(key) {
+            self.names_dir()?;
+            if let Some(id) = self.name_owner(key) {
+                return self.load(&id);
+            }
         }
         if is_hex(key) {
-            let mut matches = all.iter().filter(|c| c.config.id.starts_with(key));
+            // An id prefix: only directory names are compared, one record is read.
+            let rd = fs::read_dir(&self.dir).map_err(io_err(&self.dir))?;
+            let mut matches = rd.flatten().filter_map(|e| {
+                let n = e.file_name().into_string().ok()?;
+                (n.len() == 64 && is_hex(&n) && n.starts_with(key)).then_some(n)
+            });
             if let Some(first) = matches.next() {
                 if matches.next().is_some() {
                     return Err(ContainerError::Ambiguous(key.to_owned()));
                 }
-                return Ok(first.clone());
+                return self.load(&first);
             }
         }
         Err(ContainerError::NotFound(key.to_owned()))
@@ -268,29 +405,86 @@ impl ContainerStore {
         if !valid_name(new_name) {
             return Err(ContainerError::InvalidName(new_name.to_owned()));
         }
-        let _lock = self.lock_store()?;
         let mut c = self.find(key)?;
-        if let Some(other) = self.list()?.iter().find(|o| o.config.name == new_name) {
-            return Err(ContainerError::NameInUse {
-                name: new_name.to_owned(),
-                id: other.config.id.clone(),
-            });
+        if c.config.name == new_name {
+            return Ok(());
         }
-        c.config.name = new_name.to_owned();
-        self.write_config(&c.config)
+        let _lock = self.lock_store()?;
+        self.reserve_name(new_name, c.id())?;
+        let old = std::mem::replace(&mut c.config.name, new_name.to_owned());
+        if let Err(e) = self.write_config(&c.config) {
+            self.release_name(new_name, c.id());
+            return Err(e);
+        }
+        self.release_name(&old, c.id());
+        Ok(())
+    }
+
+    /// Takes a container's directory out of the store without deleting it: renamed to
+    /// `.del-<id>` (so it is no longer listed or found) and its name released. The caller
+    /// deletes it with [`ContainerStore::purge`]; `container prune` removes what a crash left.
+    pub fn detach_dir(&self, id: &str) -> Result<PathBuf, ContainerError> {
+        let dir = self.dir(id);
+        let name = read_json::<ContainerConfig>(&dir.join("config.json"))
+            .ok()
+            .map(|c| c.name);
+        let trash = self.dir.join(format!("{TRASH_PREFIX}{id}"));
+        fs::rename(&dir, &trash).map_err(io_err(&dir))?;
+        if let Some(name) = name {
+            let _lock = self.lock_store()?;
+            self.release_name(&name, id);
+        }
+        Ok(trash)
+    }
+
+    /// Deletes a directory [`ContainerStore::detach_dir`] set aside.
+    pub fn purge(trash: &Path) {
+        let _ = fs::remove_dir_all(trash);
+    }
+
+    /// Deletes what interrupted removals and creations left under `containers/` (`.del-*`,
+    /// and `.new-*` older than a minute: a creation holds it for milliseconds).
+    pub fn clean_leftovers(&self) -> Result<usize, ContainerError> {
+        let mut n = 0;
+        let rd = fs::read_dir(&self.dir).map_err(io_err(&self.dir))?;
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let stale_new = name.starts_with(".new-")
+                && e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > std::time::Duration::from_secs(60));
+            if (name.starts_with(TRASH_PREFIX) || stale_new) && fs::remove_dir_all(e.path()).is_ok()
+            {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Deletes a container's directory (the caller has unmounted and stopped everything).
     pub fn remove_dir(&self, id: &str) -> Result<(), ContainerError> {
         let dir = self.dir(id);
+        let name = read_json::<ContainerConfig>(&dir.join("config.json"))
+            .ok()
+            .map(|c| c.name);
         match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ContainerError::Io {
-                path: dir,
-                source: e,
-            }),
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ContainerError::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
         }
+        if let Some(name) = name {
+            let _lock = self.lock_store()?;
+            self.release_name(&name, id);
+        }
+        Ok(())
     }
 }
 
@@ -328,6 +522,71 @@ mod tests {
         assert_eq!(s.list().unwrap().len(), 2);
         s.remove_dir(a.id()).unwrap();
         assert_eq!(s.list().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn name_index_takes_over_stale_links_and_migrates_old_roots() {
+        let d = tempfile::tempdir().unwrap();
+        let s = ContainerStore::open(d.path()).unwrap();
+        let a = s
+            .create(ContainerConfig {
+                name: "web".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let names = d.path().join("containers").join(NAMES_DIR);
+        assert_eq!(
+            fs::read_link(names.join("web")).unwrap().to_str(),
+            Some(a.id())
+        );
+        // A link left by a crash (its record never appeared) does not hold the name.
+        std::os::unix::fs::symlink("f".repeat(64), names.join("api")).unwrap();
+        let b = s
+            .create(ContainerConfig {
+                name: "api".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(s.find("api").unwrap().id(), b.id());
+        // Renaming frees the old name and takes the new one; a taken one is refused.
+        assert!(matches!(
+            s.rename("web", "api"),
+            Err(ContainerError::NameInUse { .. })
+        ));
+        s.rename("web", "front").unwrap();
+        assert!(fs::symlink_metadata(names.join("web")).is_err());
+        assert_eq!(s.find("front").unwrap().id(), a.id());
+        s.remove_dir(b.id()).unwrap();
+        assert!(fs::symlink_metadata(names.join("api")).is_err());
+        // A root made before the index: it is built from the records on first use.
+        fs::remove_dir_all(&names).unwrap();
+        assert_eq!(s.find("front").unwrap().id(), a.id());
+        assert!(fs::symlink_metadata(names.join("front")).is_ok());
+        assert!(matches!(
+            s.create(ContainerConfig {
+                name: "front".into(),
+                ..Default::default()
+            }),
+            Err(ContainerError::NameInUse { .. })
+        ));
+    }
+
+    #[test]
+    fn state_is_rewritten_in_place() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let s = ContainerStore::open(d.path()).unwrap();
+        let a = s.create(ContainerConfig::default()).unwrap();
+        let p = a.dir.join("state.json");
+        let ino = fs::metadata(&p).unwrap().ino();
+        s.update_state(a.id(), |st| st.error = "x".repeat(500))
+            .unwrap();
+        s.update_state(a.id(), |st| st.error.clear()).unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().ino(), ino);
+        // Shorter content leaves no tail of the longer one behind.
+        assert!(s.load(a.id()).unwrap().state.error.is_empty());
+        let entries = fs::read_dir(&a.dir).unwrap().count();
+        assert_eq!(entries, 3, "config.json, state.json, .lock");
     }
 
     #[test]

@@ -219,7 +219,16 @@ fn exit_code(status: libc::c_int) -> i32 {
 }
 
 impl Sup {
+    /// After the container's init exited: its cgroups and the runtime's state. The common
+    /// case needs two rmdir passes and a directory removal, done here; libcontainer's full
+    /// delete (in a helper, see `runtime::in_helper`) is the fallback when a cgroup will not go.
     fn helper_cleanup(&self) {
+        if cgroup::remove_dirs(&self.id) {
+            let state = runtime::state_root(&self.dir).join(&self.id);
+            if std::fs::remove_dir_all(&state).is_ok() || !state.exists() {
+                return;
+            }
+        }
         let (dir, id) = (self.dir.clone(), self.id.clone());
         let _ = runtime::in_helper(move || {
             runtime::cleanup(&dir, &id);
@@ -349,6 +358,9 @@ impl Sup {
             self.dir.clone(),
             self.id.clone(),
         );
+        // The runtime is about to move a process into the container's cgroup: keep the
+        // cgroup lock's grace period from starting only then (see `migration`).
+        super::migration::prime_by_fork();
         // Bundle, mounts and libcontainer run in a forked helper (see `runtime::in_helper`).
         let out = runtime::in_helper(move || {
             let user = engine.prepare_bundle(&config, &dir)?;
@@ -953,9 +965,12 @@ impl Sup {
             }
         });
         let _ = std::fs::remove_file(self.dir.join(control::SOCKET));
+        // `--rm`: the container is gone before the client hears the exit code; deleting its
+        // files (an upper dir can be large) happens after.
+        let mut trash = None;
         if self.config.auto_remove {
-            if let Ok(c) = self.store.load(&self.id) {
-                let _ = self.engine.remove(&c.config.id, false, true);
+            if let Ok((_, t)) = self.engine.remove_deferred(&self.id, true) {
+                trash = t;
             }
         }
         let text = code.to_string();
@@ -971,6 +986,11 @@ impl Sup {
         }
         for w in &mut self.waiters {
             let _ = w.write_all(format!("exit {code}\n").as_bytes());
+        }
+        self.clients.clear();
+        self.waiters.clear();
+        if let Some(t) = trash {
+            ContainerStore::purge(&t);
         }
     }
 }
