@@ -198,6 +198,39 @@ pub fn online_cpus() -> u64 {
         .unwrap_or(1)
 }
 
+/// Removes an exited container's cgroup directories in every hierarchy (v1 controllers, the v2
+/// tree, or both on a hybrid host). The kernel refuses (`EBUSY`) while a task of the group is
+/// still exiting, so that is retried for a while. False when something could not be removed:
+/// the caller then falls back to the runtime's full clean-up (which also kills what is left).
+pub fn remove_dirs(id: &str) -> bool {
+    let rel = super::spec::cgroup_path(id);
+    let rel = rel.trim_start_matches('/');
+    let mut dirs: Vec<PathBuf> = vec![Path::new(ROOT).join(rel)];
+    if let Ok(rd) = fs::read_dir(ROOT) {
+        dirs.extend(rd.flatten().map(|e| e.path().join(rel)));
+    }
+    dirs.retain(|d| d.is_dir());
+    // Children first (a v1 cpuset or a v2 tree may have none; nothing nests deeper here).
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    for d in dirs {
+        loop {
+            match fs::remove_dir(&d) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EBUSY)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,37 +268,4 @@ mod tests {
         );
         assert_eq!(parse_io_stat(""), BlockIo::default());
     }
-}
-
-/// Removes an exited container's cgroup directories in every hierarchy (v1 controllers, the v2
-/// tree, or both on a hybrid host). The kernel refuses (`EBUSY`) while a task of the group is
-/// still exiting, so that is retried for a while. False when something could not be removed:
-/// the caller then falls back to the runtime's full clean-up (which also kills what is left).
-pub fn remove_dirs(id: &str) -> bool {
-    let rel = super::spec::cgroup_path(id);
-    let rel = rel.trim_start_matches('/');
-    let mut dirs: Vec<PathBuf> = vec![Path::new(ROOT).join(rel)];
-    if let Ok(rd) = fs::read_dir(ROOT) {
-        dirs.extend(rd.flatten().map(|e| e.path().join(rel)));
-    }
-    dirs.retain(|d| d.is_dir());
-    // Children first (a v1 cpuset or a v2 tree may have none; nothing nests deeper here).
-    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
-    for d in dirs {
-        loop {
-            match fs::remove_dir(&d) {
-                Ok(()) => break,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EBUSY)
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                }
-                Err(_) => return false,
-            }
-        }
-    }
-    true
 }
