@@ -23,6 +23,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fsync_dir(dir)
 }
 
+/// Asks the filesystem to spread `dir`'s subdirectories over the disk (`FS_TOPDIR_FL`, `chattr
+/// +T`): ext2/3/4's Orlov allocator then places each new subdirectory, and the files in it, in
+/// a block group of its own, as it does for directories at the top of a filesystem. Meant for
+/// directories holding one subdirectory per container, volume or layer. On ext4 without a
+/// journal, new inodes skip every inode of their group deleted in the last minutes, one buffer
+/// lookup each; kept in one group, a stream of containers created and removed made each new
+/// file cost up to half a millisecond (`up -d` of 30 services: 890 ms, 500 ms spread). Other
+/// filesystems refuse the flag or ignore it, and that is fine.
+pub fn spread_subdirs(dir: &Path) {
+    use rustix::fs::{ioctl_getflags, ioctl_setflags, IFlags};
+    let Ok(f) = File::open(dir) else {
+        return;
+    };
+    if let Ok(flags) = ioctl_getflags(&f) {
+        if !flags.contains(IFlags::TOPDIR) {
+            let _ = ioctl_setflags(&f, flags | IFlags::TOPDIR);
+        }
+    }
+}
+
 /// An exclusive advisory lock held on a lock file until dropped.
 #[derive(Debug)]
 pub struct LockFile {

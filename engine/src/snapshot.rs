@@ -76,6 +76,7 @@ impl SnapshotStore {
     pub fn open(root: &Path) -> Result<SnapshotStore, SnapshotError> {
         let dir = root.join("snapshots");
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        crate::fsutil::spread_subdirs(&dir);
         Ok(SnapshotStore { dir })
     }
 

@@ -71,6 +71,7 @@ impl VolumeStore {
     pub fn open(root: &Path) -> Result<VolumeStore, VolumeError> {
         let dir = root.join("volumes");
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        crate::fsutil::spread_subdirs(&dir);
         Ok(VolumeStore { dir })
     }
 

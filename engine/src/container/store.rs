@@ -122,6 +122,7 @@ impl ContainerStore {
     pub fn open(root: &Path) -> Result<ContainerStore, ContainerError> {
         let dir = root.join("containers");
         fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        crate::fsutil::spread_subdirs(&dir);
         Ok(ContainerStore {
             root: root.to_owned(),
             dir,
