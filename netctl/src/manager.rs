@@ -640,9 +640,11 @@ impl<O: NetOps> NetworkManager<O> {
         // already unmounted (the container was removed first, as `down` does), the kernel is
         // tearing the pair down with the namespace in the background: don't wait for that; a
         // pair kept alive by someone still holding the namespace is an orphan `prune` removes.
+        // Otherwise the veth is unplugged at once and deleted in the background (see
+        // `NetOps::retire_link`).
         let netns_gone = !ep.netns.as_os_str().is_empty() && !ep.netns.exists();
         if !netns_gone {
-            if let Err(e) = self.ops.delete_link(&ep.host_veth) {
+            if let Err(e) = self.ops.retire_link(&ep.host_veth) {
                 errors.push(format!("deleting {}: {e}", ep.host_veth));
             }
         }

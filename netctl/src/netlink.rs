@@ -277,6 +277,40 @@ impl Handle {
         Ok(())
     }
 
+    /// Takes a link off its bridge and down, by name; `Ok(false)` when it was not there.
+    pub fn unplug(&mut self, name: &str) -> Result<bool> {
+        let mut msg = LinkMessage::default();
+        msg.header.change_mask = LinkFlags::Up;
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        msg.attributes.push(LinkAttribute::Controller(0));
+        match self.request(
+            || format!("unplugging link {name}"),
+            RouteNetlinkMessage::SetLink(msg),
+            NLM_F_ACK,
+        ) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The serialized `RTM_DELLINK` request for `name`, for a process that sends it later.
+    pub fn del_link_message(name: &str) -> Vec<u8> {
+        let mut msg = LinkMessage::default();
+        msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST;
+        header.sequence_number = 1;
+        let mut nl = NetlinkMessage::new(
+            header,
+            NetlinkPayload::from(RouteNetlinkMessage::DelLink(msg)),
+        );
+        nl.finalize();
+        let mut buf = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut buf);
+        buf
+    }
+
     /// Deletes a link by name; `Ok(false)` when it was not there.
     pub fn del_link(&mut self, name: &str) -> Result<bool> {
         let mut msg = LinkMessage::default();
@@ -508,6 +542,9 @@ pub trait NetOps {
     fn create_bridge(&mut self, name: &str, mtu: u32, addresses: &[IpNet]) -> Result<u32>;
     /// Deletes a host link; `Ok(false)` when it did not exist.
     fn delete_link(&mut self, name: &str) -> Result<bool>;
+    /// Takes a host veth off its bridge and down at once, and deletes it (with its peer) in
+    /// the background; `Ok(false)` when it did not exist.
+    fn retire_link(&mut self, name: &str) -> Result<bool>;
     /// Creates the veth pair with the peer already inside `netns`.
     fn create_veth(&mut self, spec: &VethSpec, netns: &Path) -> Result<()>;
     /// Configures the container end (addresses, up, loopback up, default routes).
@@ -575,6 +612,20 @@ impl NetOps for LinuxNetOps {
         self.host()?.del_link(name)
     }
 
+    /// Deleting a veth pair takes ~20 ms of the kernel's (its unregister waits for RCU grace
+    /// periods and callbacks under the RTNL lock), while unplugging it from the bridge is one
+    /// short request. After the unplug the container's end reaches nothing, its address can be
+    /// handed out again, and nobody waits for the delete: a detached process sends it. Should
+    /// that process never run, the link is an unowned one of ours that `prune` removes, and an
+    /// attach that meets its name deletes it first.
+    fn retire_link(&mut self, name: &str) -> Result<bool> {
+        if !self.host()?.unplug(name)? {
+            return Ok(false);
+        }
+        send_detached(&Handle::del_link_message(name));
+        Ok(true)
+    }
+
     fn create_veth(&mut self, spec: &VethSpec, netns: &Path) -> Result<()> {
         let ns = File::open(netns).map_err(|source| NetlinkError::Netns {
             path: netns.to_path_buf(),
@@ -622,5 +673,50 @@ impl NetOps for LinuxNetOps {
 
     fn nft(&mut self, script: &str) -> Result<()> {
         crate::firewall::run_nft(script).map_err(|e| NetlinkError::Nft(e.to_string()))
+    }
+}
+
+/// Sends one netlink request from a detached grandchild process, which exits once the kernel
+/// has handled it (netlink requests run in the sender's context). Nothing is reported back.
+fn send_detached(message: &[u8]) {
+    // SAFETY: between fork and _exit the children make only async-signal-safe calls (fork,
+    // close_range/close, socket, sendto, _exit) on memory prepared before the fork, so this is sound even in a
+    // multi-threaded caller. The intermediate child is reaped below; the grandchild belongs
+    // to init.
+    unsafe {
+        let child = libc::fork();
+        if child == 0 {
+            if libc::fork() == 0 {
+                // Inherited descriptors would keep the caller's flocks (the network store lock)
+                // held until this process is done: close them all first.
+                if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) != 0 {
+                    for fd in 3..1024 {
+                        libc::close(fd);
+                    }
+                }
+                let fd = libc::socket(
+                    libc::AF_NETLINK,
+                    libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                    libc::NETLINK_ROUTE,
+                );
+                if fd >= 0 {
+                    let mut addr: libc::sockaddr_nl = std::mem::zeroed();
+                    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+                    libc::sendto(
+                        fd,
+                        message.as_ptr().cast(),
+                        message.len(),
+                        0,
+                        (&addr as *const libc::sockaddr_nl).cast(),
+                        std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                    );
+                }
+            }
+            libc::_exit(0);
+        }
+        if child > 0 {
+            let mut status = 0;
+            libc::waitpid(child, &mut status, 0);
+        }
     }
 }

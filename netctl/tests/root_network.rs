@@ -293,9 +293,9 @@ fn custom_named_bridges_are_isolated_too() {
     let tag = format!("{:04x}", std::process::id() % 0x10000);
     let (bx, by) = (format!("rcx{tag}"), format!("rcy{tag}"));
     for (name, subnet, bridge) in [
-        ("x", "10.213.7.0/24", Some(&bx)),
-        ("y", "10.213.8.0/24", Some(&by)),
-        ("z", "10.213.9.0/24", None),
+        ("x", "10.213.21.0/24", Some(&bx)),
+        ("y", "10.213.22.0/24", Some(&by)),
+        ("z", "10.213.23.0/24", None),
     ] {
         let mut options = std::collections::BTreeMap::new();
         if let Some(b) = bridge {

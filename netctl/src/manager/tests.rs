@@ -59,6 +59,11 @@ impl NetOps for Fake {
         self.check("delete_link")?;
         Ok(self.links.remove(name).is_some())
     }
+
+    fn retire_link(&mut self, name: &str) -> Result<bool, NetlinkError> {
+        self.check("retire_link")?;
+        Ok(self.links.remove(name).is_some())
+    }
     fn create_veth(&mut self, spec: &VethSpec, _: &Path) -> Result<(), NetlinkError> {
         self.check("create_veth")?;
         self.next += 1;
@@ -233,7 +238,7 @@ fn teardown_keeps_going_and_reports() {
     let mut m = manager(d.path());
     m.create_network(&spec("n", Some("10.9.0.0/24"))).unwrap();
     m.attach("n", &req("c1", d.path())).unwrap();
-    m.ops_mut().fail.push("delete_link");
+    m.ops_mut().fail.push("retire_link");
     let e = m.detach("n", "c1").unwrap_err();
     assert!(
         matches!(e, NetworkError::Teardown(ref v) if v.len() == 1),
