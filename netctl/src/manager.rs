@@ -459,6 +459,14 @@ impl<O: NetOps> NetworkManager<O> {
             .find(|r| r.name == network)
             .cloned()
             .ok_or_else(|| NetworkError::NotFound(network.to_string()))?;
+        // Containers removed without a detach (a `--rm` container's supervisor removes it)
+        // still hold addresses in the record: let them go before allocating.
+        for cid in stale_endpoints(&rec) {
+            rec.endpoints.remove(&cid);
+            if let Some(dns) = &self.dns {
+                let _ = dns.remove(&rec.name, &cid);
+            }
+        }
         if rec.endpoints.contains_key(&req.container_id) {
             return Err(NetworkError::AlreadyAttached {
                 network: network.to_string(),
@@ -683,12 +691,7 @@ impl<O: NetOps> NetworkManager<O> {
         // Endpoints of containers removed without a detach (`container rm -f`, a `--rm`
         // container's supervisor, a crash) no longer hold the network: their namespace file is
         // gone, and its veth pair with it.
-        let stale: Vec<String> = rec
-            .endpoints
-            .values()
-            .filter(|e| !e.netns.as_os_str().is_empty() && !e.netns.exists())
-            .map(|e| e.container_id.clone())
-            .collect();
+        let stale = stale_endpoints(&rec);
         if !stale.is_empty() {
             for cid in &stale {
                 rec.endpoints.remove(cid);
@@ -735,10 +738,12 @@ impl<O: NetOps> NetworkManager<O> {
     /// Checks that `mappings` could be published (host ports free, not published already) without
     /// changing anything: call it before starting anything.
     pub fn check_ports(&self, mappings: &[PortMapping]) -> Result<()> {
+        let alive = alive_containers(&self.store.list()?);
         let taken: Vec<PublishedPort> = self
             .store
             .list_ports()?
             .into_iter()
+            .filter(|r| alive.contains(&r.container_id))
             .flat_map(|r| r.ports)
             .collect();
         // Fixed ports only: random ones cannot collide.
@@ -760,7 +765,17 @@ impl<O: NetOps> NetworkManager<O> {
         mappings: &[PortMapping],
     ) -> Result<Vec<PublishedPort>> {
         let _lock = self.store.lock()?;
-        let all = self.store.list_ports()?;
+        // Ports of containers removed without a detach are free again (their rules go with
+        // the firewall update below).
+        let alive = alive_containers(&self.store.list()?);
+        let mut all = self.store.list_ports()?;
+        for stale in all
+            .iter()
+            .filter(|r| r.container_id != container_id && !alive.contains(&r.container_id))
+        {
+            self.store.remove_ports(&stale.container_id)?;
+        }
+        all.retain(|r| r.container_id == container_id || alive.contains(&r.container_id));
         let taken: Vec<PublishedPort> = all.iter().flat_map(|r| r.ports.iter().cloned()).collect();
         let new = ports::resolve(mappings, ip, &taken)?;
         let mut rec = self.store.load_ports(container_id)?.unwrap_or(PortsRecord {
@@ -907,6 +922,25 @@ impl<O: NetOps> NetworkManager<O> {
 
 fn store_name_ok(name: &str) -> bool {
     crate::store::valid_name(name)
+}
+
+/// Endpoints whose container is gone: its network namespace file no longer exists (the
+/// container was removed, and the kernel took the veth pair with the namespace).
+fn stale_endpoints(rec: &NetworkRecord) -> Vec<String> {
+    rec.endpoints
+        .values()
+        .filter(|e| !e.netns.as_os_str().is_empty() && !e.netns.exists())
+        .map(|e| e.container_id.clone())
+        .collect()
+}
+
+/// Containers with at least one endpoint whose namespace still exists.
+fn alive_containers(recs: &[NetworkRecord]) -> BTreeSet<String> {
+    recs.iter()
+        .flat_map(|r| r.endpoints.values())
+        .filter(|e| e.netns.as_os_str().is_empty() || e.netns.exists())
+        .map(|e| e.container_id.clone())
+        .collect()
 }
 
 fn teardown_result(errors: Vec<String>) -> Result<()> {

@@ -80,6 +80,8 @@ enum Cmd {
     Diff(OneArg),
     /// Create a new image from a container's changes
     Commit(CommitArgs),
+    /// List port mappings or a specific mapping for the container
+    Port(PortArgs),
     /// Export a container's filesystem as a tar archive
     Export(ExportArgs),
     /// Copy files/folders between a container and the local filesystem
@@ -96,6 +98,13 @@ enum Cmd {
     Unpause(ManyArgs),
     /// Remove all stopped containers
     Prune(PruneArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct PortArgs {
+    container: String,
+    /// PRIVATE_PORT[/PROTO]
+    port: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -216,9 +225,21 @@ struct RunArgs {
     /// Add a host device to the container (HOST[:CONTAINER[:PERMS]])
     #[arg(long)]
     device: Vec<String>,
-    /// Connect a container to a network (host, none, bridge, or container:NAME to join another container's)
+    /// Connect a container to a network: a network made by `network create`, or host, none,
+    /// bridge (a namespace of its own with loopback only), or container:NAME (another
+    /// container's namespace)
     #[arg(long = "network", alias = "net", default_value = "bridge")]
     network: String,
+    /// Add a network-scoped alias for the container (with --network NAME)
+    #[arg(long = "network-alias")]
+    network_alias: Vec<String>,
+    /// IPv4 address on the network (with --network NAME)
+    #[arg(long)]
+    ip: Option<std::net::Ipv4Addr>,
+    /// Publish a container's port to the host ([IP:][HOST_PORT:]CONTAINER_PORT[/PROTO], with
+    /// --network NAME)
+    #[arg(short = 'p', long = "publish")]
+    publish: Vec<String>,
     /// Set meta data on a container
     #[arg(short, long = "label")]
     label: Vec<String>,
@@ -519,10 +540,12 @@ pub fn run(global: &GlobalOpts, args: ContainerArgs) -> anyhow::Result<i32> {
             Ok(())
         }),
         Cmd::Rm(a) => each(&a.containers, |c| {
-            engine.remove(c, a.force, a.volumes)?;
+            let removed = engine.remove(c, a.force, a.volumes)?;
+            super::container_net::forget(engine.root(), removed.id())?;
             println!("{c}");
             Ok(())
         }),
+        Cmd::Port(a) => super::container_net::port(&engine, &a.container, a.port.as_deref()),
         Cmd::Ls(a) => ls(&engine, a),
         Cmd::Logs(a) => logs_cmd(&engine, a),
         Cmd::Exec(a) => exec(&engine, a),
@@ -831,6 +854,7 @@ fn build_config(a: &RunArgs) -> anyhow::Result<CreateOptions> {
         "host" => NetworkMode::Host,
         "none" => NetworkMode::None,
         "bridge" | "default" => NetworkMode::Bridge,
+        other if !other.starts_with("container:") => NetworkMode::Bridge,
         other => match other.strip_prefix("container:") {
             Some(target) if !target.is_empty() => {
                 // Docker refuses what would configure a namespace this container only joins.
@@ -845,9 +869,7 @@ fn build_config(a: &RunArgs) -> anyhow::Result<CreateOptions> {
                 }
                 NetworkMode::Container(target.to_owned())
             }
-            _ => bail!(
-                "network {other:?} not found (container run supports host, none, bridge and container:NAME)"
-            ),
+            _ => bail!("network {other:?}: container: needs a container name or id"),
         },
     };
     let healthcheck = if a.no_healthcheck {
@@ -972,7 +994,21 @@ fn run_container(engine: &Engine, a: RunArgs, start: bool) -> anyhow::Result<i32
     }
     let opts = build_config(&a)?;
     let keys = detach_keys(&opts.config.detach_keys)?;
+    let network = super::container_net::Request::from_args(
+        engine.root(),
+        &a.network,
+        &a.network_alias,
+        a.ip,
+        &a.publish,
+    )?;
     let c = engine.create(opts)?;
+    if let Some(net) = &network {
+        if let Err(e) = net.join(&c) {
+            let _ = engine.remove(c.id(), true, true);
+            let _ = super::container_net::forget(engine.root(), c.id());
+            return Err(e);
+        }
+    }
     if !start {
         println!("{}", c.id());
         return Ok(0);
@@ -987,7 +1023,13 @@ fn run_container(engine: &Engine, a: RunArgs, start: bool) -> anyhow::Result<i32
         println!("{}", c.id());
         return Ok(0);
     }
-    attach_session(engine, &c, a.interactive, keys)
+    let code = attach_session(engine, &c, a.interactive, keys)?;
+    if a.rm && network.is_some() {
+        // The supervisor removed the container; its addresses and ports go now, not at the
+        // next network change (which would also find them stale).
+        super::container_net::forget(engine.root(), c.id())?;
+    }
+    Ok(code)
 }
 
 fn attach_session(

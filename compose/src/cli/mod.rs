@@ -8,6 +8,7 @@ pub mod attached;
 pub mod build;
 pub mod config;
 pub mod container;
+pub mod container_net;
 pub mod cp;
 pub mod dns;
 pub mod down;

@@ -256,6 +256,31 @@ pub fn run(global: &GlobalOpts, args: NetworkArgs) -> anyhow::Result<i32> {
                 .list()?
                 .iter()
                 .any(|n| n.endpoints.contains_key(&target.id));
+            // A container's first network also gets its /etc/hosts and /etc/resolv.conf (the
+            // network's resolver), so names on it resolve, as on docker's user networks.
+            if !attached_elsewhere {
+                if let Ok(c) = engine::container::store::ContainerStore::open(&root)
+                    .and_then(|s| s.load(&target.id))
+                {
+                    let net = crate::orchestrate::translate::NetworkJoin {
+                        name: a.network.clone(),
+                        aliases: a.alias.clone(),
+                        ipv4_address: a.ip,
+                        ipv6_address: a.ip6,
+                        mac: a.mac_address.clone(),
+                        ifname: a.ifname.clone(),
+                    };
+                    crate::orchestrate::join::join(
+                        &root,
+                        &mut nm,
+                        &c,
+                        &[net],
+                        &[],
+                        &Default::default(),
+                    )?;
+                    return Ok(0);
+                }
+            }
             let req = AttachRequest {
                 container_id: target.id.clone(),
                 container_name: target.name.clone(),

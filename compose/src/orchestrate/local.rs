@@ -2,7 +2,6 @@
 //! state root.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -11,9 +10,9 @@ use std::time::{Duration, Instant};
 use engine::container::ops::{CreateOptions, Engine};
 use engine::container::record::{MountKind, MountSpec, NetworkMode, Status};
 use engine::container::store::Container;
-use engine::container::{etc, id, ContainerError};
+use engine::container::{id, ContainerError};
 use engine::image::ImageStore;
-use netctl::{AttachRequest, IpamConfig, NetworkManager, NetworkSpec};
+use netctl::{IpamConfig, NetworkManager, NetworkSpec};
 
 use super::execute::Backend;
 use super::labels;
@@ -321,78 +320,18 @@ impl Local {
         if c.config.network_mode != NetworkMode::Bridge {
             return Ok(());
         }
-        let hostname = if c.config.hostname.is_empty() {
-            c.id().chars().take(12).collect()
-        } else {
-            c.config.hostname.clone()
-        };
-        let mut addresses = Vec::new();
-        let mut first_ip = None;
-        {
-            let mut nm = self.nm()?;
-            for (i, join) in plan.networks.iter().enumerate() {
-                let mut aliases = join.aliases.clone();
-                aliases.push(hostname.clone());
-                let att = nm.attach(
-                    &join.name,
-                    &AttachRequest {
-                        container_id: c.id().to_owned(),
-                        container_name: c.config.name.clone(),
-                        netns_path: engine::container::netns::path(&c.dir),
-                        aliases,
-                        ipv4_address: join.ipv4_address,
-                        ipv6_address: join.ipv6_address,
-                        mac: join.mac.clone(),
-                        ifname: join.ifname.clone(),
-                        is_default_route: i == 0,
-                    },
-                )?;
-                if let Some(ip) = att.ip {
-                    addresses.push(ip.to_string());
-                    first_ip.get_or_insert(IpAddr::V4(ip));
-                }
-                if let Some(ip) = att.ipv6 {
-                    addresses.push(ip.to_string());
-                }
-            }
-            if !plan.ports.is_empty() {
-                let ip = first_ip.ok_or_else(|| OrchestrateError::Op {
-                    what: format!("publishing ports of {}", c.config.name),
-                    msg: "the container has no IPv4 address on any network".into(),
-                })?;
-                nm.publish(c.id(), ip, &plan.ports)?;
-            }
-        }
-        etc::write_hosts(&c.dir, &hostname, &addresses, &c.config.extra_hosts)?;
-        if let Some(first) = plan.networks.first() {
-            let registry =
-                netctl::dns::Registry::open(&self.root).map_err(|e| OrchestrateError::Op {
-                    what: "opening the DNS state".into(),
-                    msg: e.to_string(),
-                })?;
-            let conf = registry
-                .resolv_conf(&first.name)
-                .map_err(|e| OrchestrateError::Op {
-                    what: format!("resolv.conf of network {}", first.name),
-                    msg: e.to_string(),
-                })?;
-            let nameservers: Vec<String> = if c.config.dns.is_empty() {
-                conf.nameservers.iter().map(ToString::to_string).collect()
-            } else {
-                c.config.dns.clone()
-            };
-            let search = if plan.dns_search.is_empty() {
-                conf.search
-            } else {
-                plan.dns_search.clone()
-            };
-            let options = if plan.dns_opt.is_empty() {
-                conf.options
-            } else {
-                plan.dns_opt.clone()
-            };
-            etc::write_resolv_conf(&c.dir, &nameservers, &search, &options)?;
-        }
+        let mut nm = self.nm()?;
+        super::join::join(
+            &self.root,
+            &mut nm,
+            c,
+            &plan.networks,
+            &plan.ports,
+            &super::join::DnsOverrides {
+                search: plan.dns_search.clone(),
+                options: plan.dns_opt.clone(),
+            },
+        )?;
         Ok(())
     }
 

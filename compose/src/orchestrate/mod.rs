@@ -4,6 +4,7 @@
 
 pub mod execute;
 pub mod hooks;
+pub mod join;
 pub mod labels;
 pub mod local;
 pub mod observe;
