@@ -540,7 +540,7 @@ fn attached_up_follows_a_container_another_up_recreates() {
     assert_ne!(first, second);
     assert!(attached.running(), "{:?}", attached.seen);
     let status = attached.interrupt();
-    assert!(status.code().is_some(), "up ended by a signal: {status:?}");
+    assert_eq!(status.code(), Some(130), "up after Ctrl-C: {status:?}");
     assert!(
         attached
             .seen

@@ -275,7 +275,7 @@ fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_project() {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(status.code().is_some(), "up ended by a signal: {status:?}");
+    assert_eq!(status.code(), Some(130), "up after Ctrl-C: {status:?}");
     while let Ok(l) = rx.recv_timeout(Duration::from_secs(2)) {
         seen.push(l);
     }

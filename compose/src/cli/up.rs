@@ -510,6 +510,8 @@ fn attached(
         Outcome::Stopped => {}
         Outcome::Interrupted => {
             printer.note("Gracefully stopping... (press Ctrl+C again to force)");
+            // docker compose's code for a run cut short by Ctrl-C (128 + SIGINT).
+            exit_code = 130;
         }
         Outcome::Aborted { exit_code: code } => {
             printer.note("Aborting on container exit...");
