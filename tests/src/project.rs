@@ -70,3 +70,25 @@ pub fn exec_ok(env: &TestEnv, service: &str, cmd: &[&str]) -> String {
     assert!(out.success(), "exec {cmd:?} failed: {out:?}");
     out.stdout
 }
+
+/// What the listener behind `127.0.0.1:port` sends before closing, retried for 10 s until it
+/// answers.
+///
+/// # Panics
+/// When nothing answers in time.
+pub fn read_port(port: u16) -> String {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, port)) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
+            let mut text = String::new();
+            if s.read_to_string(&mut text).is_ok() && !text.is_empty() {
+                return text;
+            }
+        }
+        assert!(Instant::now() < end, "nothing answered on 127.0.0.1:{port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

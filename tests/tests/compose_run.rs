@@ -5,18 +5,12 @@
 //! fails.
 
 use std::io::BufRead;
-use std::net::{Ipv4Addr, TcpListener};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use e2e::{assert_nothing_left, busybox_env, exec_ok as exec, free_subnet, Registry, TestEnv};
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+use e2e::{
+    assert_nothing_left, busybox_env, exec_ok as exec, free_port, free_subnet, Registry, TestEnv,
+};
 
 fn project_yaml(subnet: &str, port: u16) -> String {
     format!(
@@ -53,8 +47,11 @@ networks:
 fn setup() -> (TestEnv, Registry) {
     let (mut env, registry) = busybox_env();
     let subnet = free_subnet(219);
-    env.write_file("compose.yaml", project_yaml(&subnet, free_port()))
-        .expect("write compose file");
+    env.write_file(
+        "compose.yaml",
+        project_yaml(&subnet, free_port().expect("a free loopback port")),
+    )
+    .expect("write compose file");
     env.defer(["down", "-v", "-t", "1"]);
     (env, registry)
 }

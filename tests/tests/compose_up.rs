@@ -3,18 +3,11 @@
 //! subnet (10.217.N.0/24, checked against the host's addresses and routes) and host port; a
 //! deferred `down -v` removes the project even when an assertion fails.
 
-use std::io::Read;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use e2e::{assert_nothing_left, busybox_env, exec_ok as exec, free_subnet, TestEnv};
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+use e2e::{
+    assert_nothing_left, busybox_env, exec_ok as exec, free_port, free_subnet, read_port, TestEnv,
+};
 
 fn stack_yaml(subnet: &str, port: u16, web_env: &str) -> String {
     format!(
@@ -59,26 +52,11 @@ fn up(env: &TestEnv, args: &[&str]) -> e2e::Output {
     out
 }
 
-fn read_port(port: u16) -> String {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
-            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-            let mut text = String::new();
-            if s.read_to_string(&mut text).is_ok() && !text.is_empty() {
-                return text;
-            }
-        }
-        assert!(Instant::now() < end, "nothing answered on 127.0.0.1:{port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 #[test]
 fn three_service_stack_converges_and_goes_away() {
     let (mut env, _registry) = busybox_env();
     let subnet = free_subnet(217);
-    let port = free_port();
+    let port = free_port().expect("a free loopback port");
     env.write_file("compose.yaml", stack_yaml(&subnet, port, "MODE=one"))
         .expect("write compose file");
     env.defer(["down", "-v", "-t", "1"]);
@@ -358,7 +336,7 @@ networks:
 fn lifecycle_commands_and_up_flags() {
     let (mut env, _registry) = busybox_env();
     let subnet = free_subnet(217);
-    let port = free_port();
+    let port = free_port().expect("a free loopback port");
     env.write_file(
         "compose.yaml",
         format!(

@@ -4,34 +4,9 @@
 //! with the busybox fixture; each test has its own state root and a 10.224.N.0/24 subnet, and
 //! removes its containers and network even when it fails.
 
-use std::io::Read;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use e2e::{assert_nothing_left, busybox_env, free_subnet};
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// What the listener behind `127.0.0.1:port` answers (retried until it is up).
-fn read_port(port: u16) -> String {
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut s) = TcpStream::connect((Ipv4Addr::LOCALHOST, port)) {
-            s.set_read_timeout(Some(Duration::from_secs(5))).ok();
-            let mut text = String::new();
-            if s.read_to_string(&mut text).is_ok() && !text.is_empty() {
-                return text.trim().to_owned();
-            }
-        }
-        assert!(Instant::now() < end, "nothing answered on 127.0.0.1:{port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use e2e::{assert_nothing_left, busybox_env, free_port, free_subnet, read_port};
 
 const SERVE: &str = "while true; do echo $ANSWER | nc -l -p 80; done";
 
@@ -44,7 +19,7 @@ fn run_on_a_network_publishes_resolves_and_releases() {
     env.defer(["container", "rm", "-f", "web", "web2", "other"]);
     env.run_ok(["network", "create", "--subnet", &subnet, "cn1"])
         .expect("network create");
-    let fixed = free_port();
+    let fixed = free_port().expect("a free loopback port");
     let publish = format!("127.0.0.1:{fixed}:80");
     let ip = format!("{prefix}10");
     env.run_ok([
@@ -86,8 +61,8 @@ fn run_on_a_network_publishes_resolves_and_releases() {
         .find_map(|l| l.strip_prefix("80/tcp -> 0.0.0.0:"))
         .and_then(|p| p.trim().parse().ok())
         .unwrap_or_else(|| panic!("a random host port in {ports}"));
-    assert_eq!(read_port(fixed), "one");
-    assert_eq!(read_port(random), "one");
+    assert_eq!(read_port(fixed).trim(), "one");
+    assert_eq!(read_port(random).trim(), "one");
     let one = env
         .run_ok(["container", "port", "web", "80/tcp"])
         .expect("port 80/tcp")
@@ -164,7 +139,7 @@ fn run_on_a_network_publishes_resolves_and_releases() {
         SERVE,
     ])
     .expect("the same address and port again");
-    assert_eq!(read_port(fixed), "two");
+    assert_eq!(read_port(fixed).trim(), "two");
 
     // A busy host port and an unknown network fail before anything is created.
     let before = env.run_ok(["container", "ls", "-aq"]).expect("ls").stdout;
@@ -215,7 +190,7 @@ fn rm_containers_leave_their_port_free() {
     env.defer(["network", "rm", "cn2"]);
     env.run_ok(["network", "create", "--subnet", &subnet, "cn2"])
         .expect("network create");
-    let port = free_port();
+    let port = free_port().expect("a free loopback port");
     let publish = format!("127.0.0.1:{port}:80");
     // A detached --rm container is removed by its supervisor when it exits: its port is free
     // for the next one all the same.
