@@ -45,7 +45,7 @@ pub use oci::{list_tar, Compression, Descriptor, Platform, TarEntry};
 pub use project::{busybox_env, exec_ok, free_subnet, read_port};
 pub use registry::{Credentials, Registry, RegistryOptions};
 pub use skopeo::{
-    inspect_raw, inspect_raw_bytes, inspect_raw_bytes_with, push, push_layout, push_source,
-    push_with,
+    copy_local, inspect_raw, inspect_raw_bytes, inspect_raw_bytes_with, push, push_layout,
+    push_source, push_with,
 };
 pub use util::{base64, find_program, free_port, is_root, require_root, run_checked};

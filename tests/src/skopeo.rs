@@ -130,6 +130,16 @@ pub fn push_source(
     Ok(dest)
 }
 
+/// `skopeo copy SOURCE DEST` between local transports (`oci:`, `docker-archive:`, `dir:`):
+/// the reference implementation the tests check rcompose's archives against.
+pub fn copy_local(source: &str, dest: &str) -> Result<()> {
+    let skopeo = Skopeo::new()?;
+    let mut cmd = skopeo.command();
+    cmd.args(["copy", "--quiet", source, dest]);
+    run_checked(&mut cmd)?;
+    Ok(())
+}
+
 /// The raw manifest (or index) bytes the registry serves for `reference` (`repo:tag` or
 /// `repo@sha256:...`), via `skopeo inspect --raw`. Uses the registry's credentials if any.
 pub fn inspect_raw_bytes(registry: &Registry, reference: &str) -> Result<Vec<u8>> {

@@ -645,6 +645,59 @@ fn save_load_round_trip_keeps_digests() {
     assert_eq!(inspect(&env3, &reference)["Id"], before["Id"]);
 }
 
+/// docker's archive format, checked against another implementation: skopeo writes a
+/// `docker-archive` as `docker save` does (layer tars and a config named by digest, listed in
+/// `manifest.json`) and rcompose loads it; rcompose's `image save` is read back by skopeo's
+/// `docker-archive` transport, which reads what docker's `load` reads.
+#[test]
+fn docker_archives_interoperate_with_skopeo() {
+    let reg = registry();
+    let env = env_for(&reg);
+    let fx = fixtures::whiteouts().expect("fixture");
+    let work = env.work_dir();
+    let from_skopeo = work.join("from-skopeo.tar");
+    e2e::copy_local(
+        &format!("oci:{}:latest", fx.layout_dir().display()),
+        &format!("docker-archive:{}:interop/img:v1", from_skopeo.display()),
+    )
+    .expect("skopeo writes a docker-archive");
+    let out = run_ok(
+        &env,
+        &["image", "load", "-i", from_skopeo.to_str().expect("utf-8")],
+    );
+    assert!(out.stdout.contains("interop/img:v1"), "{out}");
+    let layers = layer_dirs(&env, "interop/img:v1");
+    for (path, want) in fixtures::WHITEOUT_EXPECTED {
+        assert_eq!(read_in_image(&layers, path).as_deref(), *want, "{path}");
+    }
+
+    let from_us = work.join("from-rcompose.tar");
+    run_ok(
+        &env,
+        &[
+            "image",
+            "save",
+            "-o",
+            from_us.to_str().expect("utf-8"),
+            "interop/img:v1",
+        ],
+    );
+    let back = work.join("back");
+    e2e::copy_local(
+        &format!("docker-archive:{}", from_us.display()),
+        &format!("oci:{}:back", back.display()),
+    )
+    .expect("skopeo reads rcompose's archive as a docker-archive");
+    let index: Value =
+        serde_json::from_slice(&fs::read(back.join("index.json")).expect("index.json"))
+            .expect("index is JSON");
+    assert_eq!(
+        index["manifests"].as_array().map(Vec::len),
+        Some(1),
+        "{index}"
+    );
+}
+
 fn busybox_rootfs_tar() -> Vec<u8> {
     fixtures::busybox_rootfs("imported", fixtures::AppletLinks::Symlinks)
         .expect("rootfs")
