@@ -188,6 +188,24 @@ struct RunArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     read_only: bool,
+    /// Add additional groups to join
+    #[arg(long = "group-add")]
+    group_add: Vec<String>,
+    /// Tune the host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj", allow_negative_numbers = true)]
+    oom_score_adj: Option<i32>,
+    /// PID namespace to use (host, or private by default)
+    #[arg(long)]
+    pid: Option<String>,
+    /// IPC mode to use (host, or private/shareable by default)
+    #[arg(long)]
+    ipc: Option<String>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    cpuset_cpus: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    memory_reservation: Option<String>,
     /// Run an init inside the container that forwards signals and reaps processes (the host's
     /// docker-init, tini-static or catatonit, or the config's init-path)
     #[arg(long)]
@@ -832,6 +850,15 @@ fn detach_keys(s: &str) -> anyhow::Result<Vec<u8>> {
     term::parse_detach_keys(s).ok_or_else(|| anyhow!("invalid detach keys {s:?}"))
 }
 
+/// `--pid` / `--ipc`: true for `host`; the container's own namespace otherwise.
+fn namespace_mode(flag: &str, v: Option<&str>) -> anyhow::Result<bool> {
+    match v {
+        None | Some("") | Some("private") | Some("shareable") => Ok(false),
+        Some("host") => Ok(true),
+        Some(other) => bail!("{flag} {other:?} is not supported (host, private or shareable)"),
+    }
+}
+
 fn build_config(a: &RunArgs) -> anyhow::Result<CreateOptions> {
     let mut env = read_env_files(&a.env_file)?;
     env.extend(env_args(&a.env));
@@ -962,11 +989,22 @@ fn build_config(a: &RunArgs) -> anyhow::Result<CreateOptions> {
                 .map(parse_bytes)
                 .transpose()?
                 .unwrap_or(0) as u64,
+            memory_reservation: a
+                .memory_reservation
+                .as_deref()
+                .map(parse_bytes)
+                .transpose()?
+                .unwrap_or(0),
+            cpuset_cpus: a.cpuset_cpus.clone().unwrap_or_default(),
         },
         ulimits,
         sysctls: kv_map(&a.sysctl),
         devices: a.device.iter().map(|d| parse_device(d)).collect(),
         init: a.init,
+        group_add: a.group_add.clone(),
+        oom_score_adj: a.oom_score_adj.unwrap_or(0),
+        pid_host: namespace_mode("--pid", a.pid.as_deref())?,
+        ipc_host: namespace_mode("--ipc", a.ipc.as_deref())?,
         network_mode,
         extra_hosts: a.add_host.clone(),
         dns: a.dns.clone(),

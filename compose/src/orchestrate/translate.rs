@@ -172,6 +172,21 @@ pub fn container_plan(
         })
         .collect();
     c.init = service.init == Some(true);
+    c.group_add = service.group_add.clone();
+    c.oom_score_adj = service
+        .oom_score_adj
+        .map(|v| v.clamp(-1000, 1000) as i32)
+        .unwrap_or(0);
+    c.pid_host = service.pid.as_deref() == Some("host");
+    c.ipc_host = service.ipc.as_deref() == Some("host");
+    for (key, value) in [("pid", &service.pid), ("ipc", &service.ipc)] {
+        if let Some(v) = value.as_deref() {
+            if !matches!(v, "host" | "private" | "shareable" | "") {
+                p.warnings
+                    .push(format!("{key}: {v:?} is not supported yet and is ignored"));
+            }
+        }
+    }
     c.resources = resources(service);
     p.warnings.extend(unsupported(service));
     c.restart = restart(service);
@@ -246,6 +261,16 @@ fn resources(s: &Service) -> Resources {
         cpu_shares: s.cpu_shares.unwrap_or(0).max(0) as u64,
         pids_limit: s.pids_limit.or(limits.and_then(|l| l.pids)).unwrap_or(0),
         shm_size: s.shm_size.unwrap_or(0).max(0) as u64,
+        memory_reservation: s
+            .mem_reservation
+            .or(s
+                .deploy
+                .as_ref()
+                .and_then(|d| d.resources.as_ref())
+                .and_then(|r| r.reservations.as_ref())
+                .and_then(|r| r.memory))
+            .unwrap_or(0),
+        cpuset_cpus: s.cpuset.clone().unwrap_or_default(),
     }
 }
 
@@ -262,21 +287,15 @@ fn unsupported(s: &Service) -> Vec<String> {
     set(s.cpu_percent.is_some(), "cpu_percent");
     set(s.cpu_rt_period.is_some(), "cpu_rt_period");
     set(s.cpu_rt_runtime.is_some(), "cpu_rt_runtime");
-    set(s.cpuset.is_some(), "cpuset");
     set(s.cgroup_parent.is_some(), "cgroup_parent");
     set(s.cgroup.is_some(), "cgroup");
     set(!s.device_cgroup_rules.is_empty(), "device_cgroup_rules");
-    set(!s.group_add.is_empty(), "group_add");
     set(!s.gpus.is_empty(), "gpus");
-    set(s.ipc.is_some(), "ipc");
-    set(s.pid.is_some(), "pid");
     set(s.uts.is_some(), "uts");
     set(s.userns_mode.is_some(), "userns_mode");
     set(s.isolation.is_some(), "isolation");
-    set(s.mem_reservation.is_some(), "mem_reservation");
     set(s.mem_swappiness.is_some(), "mem_swappiness");
     set(s.oom_kill_disable, "oom_kill_disable");
-    set(s.oom_score_adj.is_some(), "oom_score_adj");
     set(s.runtime.is_some(), "runtime");
     set(!s.storage_opt.is_empty(), "storage_opt");
     set(!s.volumes_from.is_empty(), "volumes_from");
@@ -704,12 +723,28 @@ mod tests {
 
     #[test]
     fn keys_without_engine_support_are_warned_about() {
-        let p = project("services:\n  a:\n    image: busybox\n    pid: host\n    group_add: [wheel]\n    cpu_quota: 50000\n");
+        let p = project("services:\n  a:\n    image: busybox\n    pid: 'service:b'\n    userns_mode: host\n    cpu_quota: 50000\n  b:\n    image: busybox\n");
         let plan = container_plan(&p, &ProjectInfo::default(), &p.services["a"], 1, "h").unwrap();
         let text = plan.warnings.join("\n");
-        assert!(text.contains("pid is not supported"), "{text}");
-        assert!(text.contains("group_add"), "{text}");
+        assert!(
+            text.contains("pid: \"service:b\" is not supported"),
+            "{text}"
+        );
+        assert!(text.contains("userns_mode"), "{text}");
         assert_eq!(plan.config.resources.nano_cpus, 500_000_000);
+    }
+
+    #[test]
+    fn groups_oom_score_namespaces_and_cpuset_reach_the_container() {
+        let p = project("services:\n  a:\n    image: busybox\n    pid: host\n    ipc: host\n    group_add: [audio, '4000']\n    oom_score_adj: 500\n    cpuset: '0'\n    mem_reservation: 64m\n");
+        let plan = container_plan(&p, &ProjectInfo::default(), &p.services["a"], 1, "h").unwrap();
+        let c = &plan.config;
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        assert!(c.pid_host && c.ipc_host);
+        assert_eq!(c.group_add, ["audio", "4000"]);
+        assert_eq!(c.oom_score_adj, 500);
+        assert_eq!(c.resources.cpuset_cpus, "0");
+        assert_eq!(c.resources.memory_reservation, 64 << 20);
     }
 
     #[test]

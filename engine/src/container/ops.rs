@@ -469,7 +469,7 @@ impl Engine {
             overlay.mount(&c.lowerdirs)?;
         }
         let rootfs = overlay.merged();
-        let user = super::user::resolve(&rootfs, &c.user)?;
+        let user = super::user::resolve_adding(&rootfs, &c.user, &c.group_add)?;
         let mut mounts = Vec::new();
         for m in &c.mounts {
             let mut options = Vec::new();
@@ -563,7 +563,7 @@ impl Engine {
         } else {
             &opts.user
         };
-        let user = super::user::resolve(&rootfs, user_spec)?;
+        let user = super::user::resolve_adding(&rootfs, user_spec, &c.config.group_add)?;
         let host = HostInfo::detect();
         let hostname = super::spec::hostname(&c.config, &host);
         let mut env = super::spec::process_env(&c.config, &hostname);
@@ -600,6 +600,7 @@ impl Engine {
             tty: opts.tty,
             capabilities: caps,
             no_new_privileges: c.config.no_new_privileges,
+            oom_score_adj: c.config.oom_score_adj,
         };
         let started = runtime::exec(&c.dir, c.id(), &spec, stdio)?;
         Ok((c, started))

@@ -44,6 +44,15 @@ pub struct ContainerConfig {
     pub sysctls: BTreeMap<String, String>,
     pub devices: Vec<DeviceMapping>,
     pub init: bool,
+    /// Supplementary groups (names from the container's `/etc/group`, or numbers) on top of
+    /// the user's own (`--group-add`).
+    pub group_add: Vec<String>,
+    /// `/proc/<pid>/oom_score_adj` of the container's processes (`--oom-score-adj`).
+    pub oom_score_adj: i32,
+    /// Share the host's PID namespace (`--pid host`).
+    pub pid_host: bool,
+    /// Share the host's IPC namespace (`--ipc host`).
+    pub ipc_host: bool,
     /// The host's init binary mounted at `/sbin/docker-init` and run as PID 1 (`--init`),
     /// found when the container is created; empty without `--init`.
     pub init_path: String,
@@ -99,6 +108,12 @@ pub struct Resources {
     pub pids_limit: i64,
     /// /dev/shm size in bytes (default 64 MiB).
     pub shm_size: u64,
+    /// Soft memory limit in bytes (`--memory-reservation`); 0 = unset.
+    #[serde(default)]
+    pub memory_reservation: i64,
+    /// CPUs the container may run on (`--cpuset-cpus`, e.g. `0-1`); empty = all.
+    #[serde(default)]
+    pub cpuset_cpus: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

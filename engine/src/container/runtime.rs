@@ -353,6 +353,8 @@ pub struct ExecSpec {
     pub tty: bool,
     pub capabilities: Vec<String>,
     pub no_new_privileges: bool,
+    /// The container's `oom_score_adj`, which its exec'd processes share (as with docker).
+    pub oom_score_adj: i32,
 }
 
 /// Starts a process inside the running container (joins its namespaces and cgroup). The
@@ -383,6 +385,7 @@ pub fn exec_with(
         "env": spec.env,
         "cwd": spec.cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "oomScoreAdj": spec.oom_score_adj,
     });
     let mut process = process;
     if spec.no_new_privileges {

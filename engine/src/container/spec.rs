@@ -235,7 +235,7 @@ fn resources(config: &ContainerConfig, extra_devices: Vec<Value>) -> Value {
     let mut devs = device_rules(config);
     devs.extend(extra_devices);
     res.insert("devices".into(), Value::Array(devs));
-    if r.memory > 0 || r.memory_swap != 0 {
+    if r.memory > 0 || r.memory_swap != 0 || r.memory_reservation > 0 {
         let mut m = Map::new();
         if r.memory > 0 {
             m.insert("limit".into(), json!(r.memory));
@@ -243,10 +243,16 @@ fn resources(config: &ContainerConfig, extra_devices: Vec<Value>) -> Value {
         if r.memory_swap != 0 {
             m.insert("swap".into(), json!(r.memory_swap));
         }
+        if r.memory_reservation > 0 {
+            m.insert("reservation".into(), json!(r.memory_reservation));
+        }
         res.insert("memory".into(), Value::Object(m));
     }
-    if r.nano_cpus > 0 || r.cpu_shares > 0 {
+    if r.nano_cpus > 0 || r.cpu_shares > 0 || !r.cpuset_cpus.is_empty() {
         let mut c = Map::new();
+        if !r.cpuset_cpus.is_empty() {
+            c.insert("cpus".into(), json!(r.cpuset_cpus));
+        }
         if r.cpu_shares > 0 {
             c.insert("shares".into(), json!(r.cpu_shares));
         }
@@ -292,7 +298,7 @@ pub fn build(inp: &SpecInputs<'_>) -> Result<Value, ContainerError> {
         "cwd": cwd,
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "rlimits": rlimits(c),
-        "oomScoreAdj": 0,
+        "oomScoreAdj": c.oom_score_adj,
     });
     let mut process = process;
     // Only present when set: libcontainer loads seccomp after dropping capabilities whenever
@@ -342,12 +348,13 @@ pub fn build(inp: &SpecInputs<'_>) -> Result<Value, ContainerError> {
         mounts.push(json!({"destination": m.target, "type": m.kind, "source": m.source, "options": m.options}));
     }
 
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "mount"}),
-        json!({"type": "ipc"}),
-        json!({"type": "uts"}),
-    ];
+    let mut namespaces = vec![json!({"type": "mount"}), json!({"type": "uts"})];
+    if !c.pid_host {
+        namespaces.push(json!({"type": "pid"}));
+    }
+    if !c.ipc_host {
+        namespaces.push(json!({"type": "ipc"}));
+    }
     if host.cgroup_v2 {
         namespaces.push(json!({"type": "cgroup"}));
     }

@@ -223,7 +223,9 @@ impl Sup {
     /// case needs two rmdir passes and a directory removal, done here; libcontainer's full
     /// delete (in a helper, see `runtime::in_helper`) is the fallback when a cgroup will not go.
     fn helper_cleanup(&self) {
-        if cgroup::remove_dirs(&self.id) {
+        // Without a PID namespace of its own the container's other processes outlive its
+        // init: only the runtime's delete (which kills them) can empty the cgroup.
+        if !self.config.pid_host && cgroup::remove_dirs(&self.id) {
             let state = runtime::state_root(&self.dir).join(&self.id);
             if std::fs::remove_dir_all(&state).is_ok() || !state.exists() {
                 return;
@@ -889,6 +891,7 @@ fn exec_check(
         tty: false,
         capabilities,
         no_new_privileges: config.no_new_privileges,
+        oom_score_adj: config.oom_score_adj,
     };
     let pid = runtime::exec_with(dir, id, &spec, stdio, false)?.pid;
     set_nonblocking(r.as_raw_fd());

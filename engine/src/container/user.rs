@@ -24,9 +24,42 @@ fn read_lines(rootfs: &Path, file: &str) -> Vec<Vec<String>> {
 
 /// Resolves `spec` against the files under `rootfs`.
 pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, ContainerError> {
+    resolve_adding(rootfs, spec, &[])
+}
+
+/// [`resolve`], with extra supplementary groups (`--group-add`: names from the container's
+/// `/etc/group`, or numbers).
+pub fn resolve_adding(
+    rootfs: &Path,
+    spec: &str,
+    group_add: &[String],
+) -> Result<ResolvedUser, ContainerError> {
     let passwd = read_lines(rootfs, "etc/passwd");
     let group = read_lines(rootfs, "etc/group");
-    resolve_with(&passwd, &group, spec)
+    let mut user = resolve_with(&passwd, &group, spec)?;
+    for g in group_add {
+        let gid = group_id(&group, g)?;
+        if gid != user.gid && !user.additional_gids.contains(&gid) {
+            user.additional_gids.push(gid);
+        }
+    }
+    Ok(user)
+}
+
+/// A group by number, or by name in `/etc/group` lines.
+fn group_id(group: &[Vec<String>], g: &str) -> Result<u32, ContainerError> {
+    if let Ok(n) = g.parse::<u32>() {
+        return Ok(n);
+    }
+    group
+        .iter()
+        .find(|e| e.len() >= 3 && e[0] == g)
+        .and_then(|e| e[2].parse().ok())
+        .ok_or_else(|| {
+            ContainerError::Invalid(format!(
+                "unable to find group {g}: no matching entries in group file"
+            ))
+        })
 }
 
 fn resolve_with(
@@ -57,18 +90,7 @@ fn resolve_with(
         }
     };
     if let Some(g) = g.filter(|g| !g.is_empty()) {
-        gid = match g.parse::<u32>() {
-            Ok(n) => n,
-            Err(_) => group
-                .iter()
-                .find(|e| e.len() >= 3 && e[0] == g)
-                .and_then(|e| e[2].parse().ok())
-                .ok_or_else(|| {
-                    ContainerError::Invalid(format!(
-                        "unable to find group {g}: no matching entries in group file"
-                    ))
-                })?,
-        };
+        gid = group_id(group, g)?;
     }
     let mut additional_gids = Vec::new();
     if !name.is_empty() {
@@ -115,5 +137,25 @@ mod tests {
         assert_eq!((r.uid, r.home.as_str()), (0, "/root"));
         assert!(resolve_with(&p, &g, "nobody").is_err());
         assert!(resolve_with(&p, &g, "www:nogroup").is_err());
+    }
+
+    #[test]
+    fn group_add_by_name_or_number() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("etc")).unwrap();
+        std::fs::write(
+            d.path().join("etc/passwd"),
+            "www:x:33:33:www:/var/www:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(d.path().join("etc/group"), "www:x:33:\naudio:x:29:\n").unwrap();
+        let r = resolve_adding(
+            d.path(),
+            "www",
+            &["audio".into(), "4000".into(), "33".into()],
+        )
+        .unwrap();
+        assert_eq!(r.additional_gids, vec![29, 4000]);
+        assert!(resolve_adding(d.path(), "www", &["nope".into()]).is_err());
     }
 }
