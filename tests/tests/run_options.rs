@@ -1,7 +1,6 @@
-//! End-to-end tests of the `container run` options that reach the container's process and
-//! cgroup rather than its filesystem: `--group-add`, `--oom-score-adj`, `--pid host`, `--ipc
-//! host`, `--cpuset-cpus`, `--memory-reservation`, and the same keys in a compose file. As
-//! root, with the busybox fixture.
+//! End-to-end tests of `container run` options beyond the basics: `--group-add`,
+//! `--oom-score-adj`, `--pid host`, `--ipc host`, `--cpuset-cpus`, `--memory-reservation`,
+//! `--volumes-from`, and the same keys in a compose file. As root, with the busybox fixture.
 
 use std::path::{Path, PathBuf};
 
@@ -139,4 +138,90 @@ fn compose_keys_reach_the_container() {
     assert!(!pid1.starts_with("sleep"), "the host's PID 1: {pid1:?}");
     env.run_ok(["down", "-t", "1"]).expect("down");
     assert_nothing_left(&env);
+}
+
+#[test]
+fn volumes_from_shares_mounts() {
+    let (mut env, _registry) = busybox_env();
+    env.defer(["container", "rm", "-f", "-v", "vsrc"]);
+    env.run_ok([
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "vsrc",
+        "-v",
+        "/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /data/f; sleep 1000",
+    ])
+    .expect("source container");
+    let read = env
+        .run_ok([
+            "container",
+            "run",
+            "--rm",
+            "--volumes-from",
+            "vsrc",
+            "busybox",
+            "sh",
+            "-c",
+            "sleep 0.2; cat /data/f; echo more > /data/g",
+        ])
+        .expect("--volumes-from")
+        .stdout;
+    assert_eq!(read.trim(), "shared");
+    let ro = env
+        .run([
+            "container",
+            "run",
+            "--rm",
+            "--volumes-from",
+            "vsrc:ro",
+            "busybox",
+            "sh",
+            "-c",
+            "cat /data/g && echo x > /data/h",
+        ])
+        .expect("rcompose runs");
+    assert!(!ro.success(), "a :ro copy refuses writes: {ro:?}");
+    assert!(ro.stdout.contains("more"), "{ro:?}");
+    // The volume is the source's: removing the --rm users left it in place.
+    let still = env
+        .run_ok(["container", "exec", "vsrc", "cat", "/data/g"])
+        .expect("exec")
+        .stdout;
+    assert_eq!(still.trim(), "more");
+
+    // Compose: a service mounting another service's volumes.
+    let subnet = free_subnet(223);
+    env.write_file(
+        "compose.yaml",
+        format!(
+            "services:\n  data:\n    image: busybox\n    command: ['sh', '-c', 'echo from-data > /shared/f; sleep 1000']\n    stop_signal: SIGKILL\n    volumes: [shared:/shared]\n  app:\n    image: busybox\n    command: ['sleep', '1000']\n    stop_signal: SIGKILL\n    volumes_from: ['data:ro']\nvolumes:\n  shared: {{}}\nnetworks:\n  default:\n    ipam:\n      config: [{{subnet: {subnet}}}]\n"
+        ),
+    )
+    .expect("write compose file");
+    env.defer(["down", "-v", "-t", "1"]);
+    // Naming only app brings data up first.
+    let out = env.run_ok(["up", "-d", "app"]).expect("up app");
+    assert!(!out.stderr.contains("not supported"), "{out:?}");
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let seen = loop {
+        let o = env
+            .run(["exec", "-T", "app", "cat", "/shared/f"])
+            .expect("rcompose runs");
+        if o.success() || std::time::Instant::now() > end {
+            break o;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(seen.stdout.trim(), "from-data", "{seen:?}");
+    let write = env
+        .run(["exec", "-T", "app", "touch", "/shared/x"])
+        .expect("rcompose runs");
+    assert!(!write.success(), "data:ro is read-only: {write:?}");
+    env.run_ok(["down", "-v", "-t", "1"]).expect("down");
 }

@@ -188,6 +188,9 @@ struct RunArgs {
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     read_only: bool,
+    /// Mount volumes from the specified container(s) (NAME[:ro|:rw])
+    #[arg(long = "volumes-from")]
+    volumes_from: Vec<String>,
     /// Add additional groups to join
     #[arg(long = "group-add")]
     group_add: Vec<String>,
@@ -1002,6 +1005,7 @@ fn build_config(a: &RunArgs) -> anyhow::Result<CreateOptions> {
         devices: a.device.iter().map(|d| parse_device(d)).collect(),
         init: a.init,
         group_add: a.group_add.clone(),
+        volumes_from: a.volumes_from.clone(),
         oom_score_adj: a.oom_score_adj.unwrap_or(0),
         pid_host: namespace_mode("--pid", a.pid.as_deref())?,
         ipc_host: namespace_mode("--ipc", a.ipc.as_deref())?,

@@ -372,6 +372,7 @@ pub fn dependencies(project: &Project, service: &Service) -> Vec<String> {
         .keys()
         .map(String::as_str)
         .chain(joined)
+        .chain(service.volumes_from_services())
         .filter(|d| project.services.contains_key(*d))
         .map(str::to_owned)
         .collect();

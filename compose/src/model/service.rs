@@ -376,6 +376,14 @@ impl Service {
             .and_then(|m| m.strip_prefix("service:"))
     }
 
+    /// The services whose containers' volumes this one mounts (`volumes_from: [svc, svc:ro,
+    /// service:svc]`; `container:name` names no service): implicit dependencies too.
+    pub fn volumes_from_services(&self) -> impl Iterator<Item = &str> {
+        self.volumes_from
+            .iter()
+            .filter_map(|v| crate::graph::volumes_from_service(v))
+    }
+
     pub fn network_names(&self) -> Vec<&str> {
         let priority =
             |n: &Option<ServiceNetwork>| n.as_ref().and_then(|n| n.priority).unwrap_or(0);

@@ -282,6 +282,7 @@ pub fn selected_services(
                 }
             }
             todo.extend(s.network_mode_service().map(str::to_owned));
+            todo.extend(s.volumes_from_services().map(str::to_owned));
         }
     }
     Ok(project
@@ -575,6 +576,13 @@ pub fn plan_up(
                     plan.edge(*t, node, wait);
                 }
             }
+            // `volumes_from`: the engine copies the source container's mounts when this one is
+            // created, so the source's first replica must exist (and be done) by then.
+            for src in svc.volumes_from_services() {
+                if let Some(t) = finals.get(src).and_then(|f| f.first()) {
+                    plan.edge(*t, node, Wait::Done);
+                }
+            }
             let fin = if start_needed && !opts.no_start {
                 let s = plan.add(
                     Op::StartContainer {
@@ -650,6 +658,7 @@ fn start_order(project: &Project, selected: &[String]) -> Result<Vec<String>, Or
             .keys()
             .map(String::as_str)
             .chain(svc.network_mode_service())
+            .chain(svc.volumes_from_services())
             .filter(|d| selected.iter().any(|x| x == d))
             .map(str::to_owned)
             .collect();

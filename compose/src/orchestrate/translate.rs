@@ -173,6 +173,8 @@ pub fn container_plan(
         .collect();
     c.init = service.init == Some(true);
     c.group_add = service.group_add.clone();
+    // Resolved by the engine when the container is created, after those it names.
+    c.volumes_from = volumes_from(project, service);
     c.oom_score_adj = service
         .oom_score_adj
         .map(|v| v.clamp(-1000, 1000) as i32)
@@ -237,6 +239,40 @@ pub fn container_plan(
     Ok(p)
 }
 
+/// `volumes_from` entries as the engine takes them, `CONTAINER[:ro|:rw]`: a service stands for
+/// its first replica's container name.
+fn volumes_from(project: &Project, service: &Service) -> Vec<String> {
+    service
+        .volumes_from
+        .iter()
+        .map(|v| {
+            let (target, mode) = match v.strip_prefix("container:") {
+                Some(rest) => match rest.rsplit_once(':') {
+                    Some((n, m)) if m == "ro" || m == "rw" => (n.to_owned(), Some(m)),
+                    _ => (rest.to_owned(), None),
+                },
+                None => {
+                    let svc = crate::graph::volumes_from_service(v).unwrap_or(v);
+                    let mode = v
+                        .rsplit_once(':')
+                        .map(|(_, m)| m)
+                        .filter(|m| *m == "ro" || *m == "rw");
+                    let name = project
+                        .services
+                        .get(svc)
+                        .map(|s| container_name(&project.name, s, 1))
+                        .unwrap_or_else(|| svc.to_owned());
+                    (name, mode)
+                }
+            };
+            match mode {
+                Some(m) => format!("{target}:{m}"),
+                None => target,
+            }
+        })
+        .collect()
+}
+
 fn resources(s: &Service) -> Resources {
     let limits = s
         .deploy
@@ -298,7 +334,6 @@ fn unsupported(s: &Service) -> Vec<String> {
     set(s.oom_kill_disable, "oom_kill_disable");
     set(s.runtime.is_some(), "runtime");
     set(!s.storage_opt.is_empty(), "storage_opt");
-    set(!s.volumes_from.is_empty(), "volumes_from");
     set(
         !s.links.is_empty(),
         "links (service names resolve through DNS anyway)",
@@ -732,6 +767,18 @@ mod tests {
         );
         assert!(text.contains("userns_mode"), "{text}");
         assert_eq!(plan.config.resources.nano_cpus, 500_000_000);
+    }
+
+    #[test]
+    fn volumes_from_names_containers() {
+        let p = project("services:\n  a:\n    image: busybox\n    volumes_from: ['b:ro', 'service:b', 'container:other:rw', 'container:x']\n  b:\n    image: busybox\n");
+        let plan = container_plan(&p, &ProjectInfo::default(), &p.services["a"], 1, "h").unwrap();
+        let b = format!("{}-b-1", p.name);
+        assert_eq!(
+            plan.config.volumes_from,
+            [format!("{b}:ro"), b.clone(), "other:rw".into(), "x".into()]
+        );
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
     }
 
     #[test]

@@ -127,8 +127,33 @@ impl Engine {
         self.create_from_config(c)
     }
 
+    /// Adds the mounts of the `--volumes-from` containers (volumes and bind mounts, as docker
+    /// copies them; a target this container mounts itself is kept), read-only with `:ro`.
+    fn add_volumes_from(&self, c: &mut ContainerConfig) -> Result<(), ContainerError> {
+        for spec in std::mem::take(&mut c.volumes_from) {
+            let (key, mode) = match spec.rsplit_once(':') {
+                Some((k, m)) if m == "ro" || m == "rw" => (k, Some(m)),
+                _ => (spec.as_str(), None),
+            };
+            let source = self.store.find(key)?;
+            for m in &source.config.mounts {
+                if m.kind == MountKind::Tmpfs || c.mounts.iter().any(|x| x.target == m.target) {
+                    continue;
+                }
+                let mut m = m.clone();
+                if let Some(mode) = mode {
+                    m.read_only = mode == "ro";
+                }
+                c.mounts.push(m);
+            }
+            c.volumes_from.push(spec.clone());
+        }
+        Ok(())
+    }
+
     /// Creates a container from a complete config (lowerdirs, command, … already final).
     pub fn create_from_config(&self, mut c: ContainerConfig) -> Result<Container, ContainerError> {
+        self.add_volumes_from(&mut c)?;
         for m in &mut c.mounts {
             if m.kind == MountKind::Volume {
                 let anonymous = m.source.is_empty();

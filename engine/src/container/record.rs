@@ -49,6 +49,9 @@ pub struct ContainerConfig {
     pub group_add: Vec<String>,
     /// `/proc/<pid>/oom_score_adj` of the container's processes (`--oom-score-adj`).
     pub oom_score_adj: i32,
+    /// Containers whose mounts this one gets too, `NAME[:ro|:rw]` (`--volumes-from`); resolved
+    /// into `mounts` when the container is created.
+    pub volumes_from: Vec<String>,
     /// Share the host's PID namespace (`--pid host`).
     pub pid_host: bool,
     /// Share the host's IPC namespace (`--ipc host`).
