@@ -225,3 +225,31 @@ fn volumes_from_shares_mounts() {
     assert!(!write.success(), "data:ro is read-only: {write:?}");
     env.run_ok(["down", "-v", "-t", "1"]).expect("down");
 }
+
+#[test]
+fn links_give_an_alias() {
+    let (mut env, _registry) = busybox_env();
+    let subnet = free_subnet(223);
+    env.write_file(
+        "compose.yaml",
+        format!(
+            "services:\n  db:\n    image: busybox\n    command: ['sleep', '1000']\n    stop_signal: SIGKILL\n  app:\n    image: busybox\n    command: ['sleep', '1000']\n    stop_signal: SIGKILL\n    links: ['db:database']\nnetworks:\n  default:\n    ipam:\n      config: [{{subnet: {subnet}}}]\n"
+        ),
+    )
+    .expect("write compose file");
+    env.defer(["down", "-t", "1"]);
+    let out = env.run_ok(["up", "-d"]).expect("up");
+    assert!(!out.stderr.contains("not supported"), "{out:?}");
+    let db = exec(&env, "app", &["nslookup", "db"]);
+    let alias = exec(&env, "app", &["nslookup", "database"]);
+    let addr = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("Address:") && !l.contains(":53"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(!addr(&db).is_empty(), "{db}");
+    assert_eq!(addr(&alias), addr(&db), "{alias}");
+    env.run_ok(["down", "-t", "1"]).expect("down");
+    assert_nothing_left(&env);
+}

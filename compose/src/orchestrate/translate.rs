@@ -239,6 +239,20 @@ pub fn container_plan(
     Ok(p)
 }
 
+/// The names other services give `service` in their `links` (`db:database` → `database`).
+/// Docker makes such an alias visible to the linking container only; here it is an alias on
+/// the network, which every container of the network resolves (a superset).
+fn link_aliases<'a>(project: &'a Project, service: &'a str) -> impl Iterator<Item = String> + 'a {
+    project.services.values().flat_map(move |o| {
+        o.links.iter().filter_map(move |l| match l.split_once(':') {
+            Some((target, alias)) if target == service && alias != service => {
+                Some(alias.to_owned())
+            }
+            _ => None,
+        })
+    })
+}
+
 /// `volumes_from` entries as the engine takes them, `CONTAINER[:ro|:rw]`: a service stands for
 /// its first replica's container name.
 fn volumes_from(project: &Project, service: &Service) -> Vec<String> {
@@ -334,10 +348,6 @@ fn unsupported(s: &Service) -> Vec<String> {
     set(s.oom_kill_disable, "oom_kill_disable");
     set(s.runtime.is_some(), "runtime");
     set(!s.storage_opt.is_empty(), "storage_opt");
-    set(
-        !s.links.is_empty(),
-        "links (service names resolve through DNS anyway)",
-    );
     set(!s.external_links.is_empty(), "external_links");
     set(s.credential_spec.is_some(), "credential_spec");
     set(!s.pre_start.is_empty(), "pre_start");
@@ -618,6 +628,7 @@ fn network(project: &Project, s: &Service, p: &mut ContainerPlan) -> Result<(), 
             aliases.push(h.clone());
         }
         aliases.extend(conf.aliases.iter().cloned());
+        aliases.extend(link_aliases(project, &s.name));
         aliases.dedup();
         let parse_v4 = |a: &Option<String>| -> Result<Option<Ipv4Addr>, String> {
             a.as_deref()
@@ -767,6 +778,20 @@ mod tests {
         );
         assert!(text.contains("userns_mode"), "{text}");
         assert_eq!(plan.config.resources.nano_cpus, 500_000_000);
+    }
+
+    #[test]
+    fn link_aliases_name_the_linked_service() {
+        let p = project("services:\n  app:\n    image: busybox\n    links: ['db:database', 'cache']\n  db:\n    image: busybox\n  cache:\n    image: busybox\n");
+        let info = ProjectInfo::default();
+        let db = container_plan(&p, &info, &p.services["db"], 1, "h").unwrap();
+        assert!(
+            db.networks[0].aliases.contains(&"database".to_string()),
+            "{:?}",
+            db.networks
+        );
+        let app = container_plan(&p, &info, &p.services["app"], 1, "h").unwrap();
+        assert!(app.warnings.is_empty(), "{:?}", app.warnings);
     }
 
     #[test]
