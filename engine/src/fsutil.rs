@@ -146,6 +146,23 @@ mod tests {
     }
 
     #[test]
+    fn spread_subdirs_sets_the_flag_where_the_filesystem_has_it() {
+        use rustix::fs::{ioctl_getflags, IFlags};
+        // In the target dir (a disk filesystem here), not /tmp (often tmpfs, which has no
+        // inode flags and must simply be left alone).
+        let d = tempfile::tempdir_in(concat!(env!("CARGO_MANIFEST_DIR"), "/../target")).unwrap();
+        spread_subdirs(d.path());
+        let f = File::open(d.path()).unwrap();
+        if let Ok(flags) = ioctl_getflags(&f) {
+            // Filesystems with inode flags either take TOPDIR (ext2/3/4) or ignore it; on ext4
+            // it must be set.
+            let ext4 = rustix::fs::statfs(d.path()).is_ok_and(|s| s.f_type == 0xEF53);
+            assert!(!ext4 || flags.contains(IFlags::TOPDIR), "{flags:?}");
+        }
+        spread_subdirs(&d.path().join("missing"));
+    }
+
+    #[test]
     fn lock_excludes_and_survives_removal() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("l");

@@ -42,7 +42,7 @@ pub use error::{Context, Error, Result};
 pub use fixtures::Fixture;
 pub use leftovers::assert_nothing_left;
 pub use oci::{list_tar, Compression, Descriptor, Platform, TarEntry};
-pub use project::{busybox_env, exec_ok, free_subnet, read_port};
+pub use project::{busybox_env, exec_ok, free_subnet, read_port, stdout_lines};
 pub use registry::{Credentials, Registry, RegistryOptions};
 pub use skopeo::{
     copy_local, inspect_raw, inspect_raw_bytes, inspect_raw_bytes_with, push, push_layout,

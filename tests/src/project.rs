@@ -92,3 +92,25 @@ pub fn read_port(port: u16) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The lines of a spawned child's piped standard output, as they come, from a reader thread
+/// (which ends with the output or when the receiver is dropped).
+///
+/// # Panics
+/// When the child's stdout was not piped.
+pub fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}

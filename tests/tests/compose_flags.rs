@@ -3,7 +3,6 @@
 //! root, project name and subnet (10.221.N.0/24, checked against the host's addresses and
 //! routes); a deferred `down -v` removes the project even when an assertion fails.
 
-use std::io::BufRead;
 use std::process::{Child, Stdio};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -100,18 +99,7 @@ impl Attached {
             .stderr(Stdio::null())
             .spawn()
             .expect("up starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
+        let rx = e2e::stdout_lines(&mut child);
         Attached {
             child,
             lines: rx,

@@ -4,7 +4,6 @@
 //! host's addresses and routes); a deferred `down -v` removes the project even when an assertion
 //! fails.
 
-use std::io::BufRead;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -169,18 +168,7 @@ fn run_forwards_ctrl_c_without_a_tty() {
         .stderr(Stdio::null())
         .spawn()
         .expect("run starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = e2e::stdout_lines(&mut child);
     match rx.recv_timeout(Duration::from_secs(20)) {
         Ok(l) if l == "ready" => {}
         other => {
@@ -314,18 +302,7 @@ fn events_json_sees_a_start() {
         .stderr(Stdio::null())
         .spawn()
         .expect("events starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = e2e::stdout_lines(&mut child);
     // Let events take its first look before anything changes.
     std::thread::sleep(Duration::from_millis(600));
     env.run_ok(["start", "worker"]).expect("start");

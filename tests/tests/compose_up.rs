@@ -191,7 +191,6 @@ fn two_projects_side_by_side() {
 
 #[test]
 fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_project() {
-    use std::io::BufRead;
     let (mut env, _registry) = busybox_env();
     let subnet = free_subnet(217);
     env.write_file(
@@ -210,18 +209,7 @@ fn attached_up_streams_prefixed_logs_and_ctrl_c_stops_the_project() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("up starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let rx = e2e::stdout_lines(&mut child);
     let mut seen = Vec::new();
     let end = Instant::now() + Duration::from_secs(30);
     while !(seen

@@ -591,6 +591,41 @@ mod tests {
     }
 
     #[test]
+    fn deferred_removal_and_leftovers() {
+        let d = tempfile::tempdir().unwrap();
+        let s = ContainerStore::open(d.path()).unwrap();
+        let a = s
+            .create(ContainerConfig {
+                name: "gone".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        // Detached: not listed, not found, its name free at once; deleted by purge.
+        let trash = s.detach_dir(a.id()).unwrap();
+        assert!(s.list().unwrap().is_empty());
+        assert!(matches!(s.find("gone"), Err(ContainerError::NotFound(_))));
+        s.create(ContainerConfig {
+            name: "gone".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        // A deletion that never ran, and a creation interrupted long ago, are cleaned up; a
+        // creation under way (fresh) is left alone.
+        let old_new = d.path().join("containers/.new-old");
+        let fresh_new = d.path().join("containers/.new-fresh");
+        fs::create_dir(&old_new).unwrap();
+        fs::create_dir(&fresh_new).unwrap();
+        let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        fs::File::open(&old_new)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        assert_eq!(s.clean_leftovers().unwrap(), 2);
+        assert!(!trash.exists() && !old_new.exists() && fresh_new.exists());
+        assert_eq!(s.list().unwrap().len(), 1);
+    }
+
+    #[test]
     fn dead_supervisor_repaired() {
         let d = tempfile::tempdir().unwrap();
         let s = ContainerStore::open(d.path()).unwrap();
